@@ -1,0 +1,119 @@
+// im2win convolution on the CPU (Lu et al., arXiv 2306.14320), NHWC-style window layout.
+//
+// For output row (n, oh) and group g the window buffer holds, for every input column it needs,
+// the R input rows stacked channel-innermost: win[n][g][oh][col][r][cg]. The R x S x Cg window
+// of output (oh, ow) is then S runs of R * Cg contiguous floats (one run when dilation_w = 1),
+// and neighbouring windows overlap, so the buffer is ~R / stride_h times the input, not the
+// R * S times of im2col.
+#include <algorithm>
+
+#include "kernels.h"
+
+namespace torch_lowbit {
+namespace cpu {
+
+void im2win_transform(const float* x, const ConvShape& s, int64_t row0, int64_t row1, float* win) {
+  const int64_t Cg = s.Cg(), Wwin = s.Wwin();
+  for (int64_t row = row0; row < row1; ++row) {
+    const int64_t n = row / s.OH, oh = row % s.OH;
+    for (int64_t g = 0; g < s.groups; ++g) {
+      float* dst = win + (((n * s.groups + g) * s.OH + oh) * Wwin) * s.R * Cg;
+      for (int64_t col = 0; col < Wwin; ++col) {
+        const int64_t iw = col - s.pl;
+        for (int64_t r = 0; r < s.R; ++r) {
+          const int64_t ih = oh * s.sh - s.pt + r * s.dh;
+          float* d = dst + (col * s.R + r) * Cg;
+          if (ih < 0 || ih >= s.H || iw < 0 || iw >= s.W) {
+            std::fill(d, d + Cg, 0.f);  // zero padding lives in the window buffer
+          } else {
+            const float* src = x + ((n * s.H + ih) * s.W + iw) * s.C + g * Cg;
+            std::copy(src, src + Cg, d);
+          }
+        }
+      }
+    }
+  }
+}
+
+void im2win_weight_tile_dense(const float* w, const ConvShape& s, int64_t g, int64_t o0,
+                              int64_t ob, float* tile) {
+  const int64_t Cg = s.Cg();
+  for (int64_t j = 0; j < ob; ++j) {
+    const float* f = w + (g * s.Og() + o0 + j) * Cg * s.R * s.S;  // [Cg][R][S]
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t r = 0; r < s.R; ++r)
+        for (int64_t q = 0; q < s.S; ++q)
+          tile[((q * s.R + r) * Cg + c) * ob + j] = f[(c * s.R + r) * s.S + q];
+  }
+}
+
+void im2win_weight_tile_bcq(const BcqWeight& w, const ConvShape& s, int64_t g, int64_t o0,
+                            int64_t ob, float* tile, float* row_scratch) {
+  const int64_t Cg = s.Cg();
+  for (int64_t j = 0; j < ob; ++j) {
+    const int64_t o = g * s.Og() + o0 + j;
+    bcq_dequantize_block(w, o, o + 1, 0, w.K, row_scratch, w.K);
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t r = 0; r < s.R; ++r)
+        for (int64_t q = 0; q < s.S; ++q)
+          tile[((q * s.R + r) * Cg + c) * ob + j] = row_scratch[(c * s.R + r) * s.S + q];
+  }
+}
+
+namespace {
+
+constexpr int64_t kPixelsPerStep = 4;
+
+// OB > 0: the tile width is known at compile time (the inner loop vectorises fully).
+template <int64_t OB>
+void compute_row(const float* win_row, const float* tile, const float* bias, const ConvShape& s,
+                 int64_t ob_runtime, float* out_row, int64_t out_c0) {
+  const int64_t ob = OB > 0 ? OB : ob_runtime;
+  const int64_t run = s.R * s.Cg();
+  for (int64_t ow0 = 0; ow0 < s.OW; ow0 += kPixelsPerStep) {
+    const int64_t pb = std::min(kPixelsPerStep, s.OW - ow0);
+    float acc[kPixelsPerStep][kConvTileO];
+    for (int64_t p = 0; p < kPixelsPerStep; ++p)
+      for (int64_t j = 0; j < ob; ++j) acc[p][j] = bias ? bias[out_c0 + j] : 0.f;
+    for (int64_t q = 0; q < s.S; ++q) {
+      const float* t = tile + q * run * ob;
+      const float* src[kPixelsPerStep];
+      for (int64_t p = 0; p < kPixelsPerStep; ++p) {
+        const int64_t ow = ow0 + std::min(p, pb - 1);  // tail pixels repeat the last valid one
+        src[p] = win_row + (ow * s.sw + q * s.dw) * run;
+      }
+      for (int64_t e = 0; e < run; ++e) {
+        const float* te = t + e * ob;
+        for (int64_t p = 0; p < kPixelsPerStep; ++p) {
+          const float a = src[p][e];
+          for (int64_t j = 0; j < ob; ++j) acc[p][j] += a * te[j];
+        }
+      }
+    }
+    for (int64_t p = 0; p < pb; ++p) {
+      float* o = out_row + (ow0 + p) * s.O + out_c0;
+      for (int64_t j = 0; j < ob; ++j) o[j] = acc[p][j];
+    }
+  }
+}
+
+}  // namespace
+
+void im2win_compute_tile(const float* win, const float* tile, const float* bias,
+                         const ConvShape& s, int64_t g, int64_t o0, int64_t ob, int64_t row0,
+                         int64_t row1, float* out) {
+  const int64_t Wwin = s.Wwin();
+  const int64_t out_c0 = g * s.Og() + o0;
+  for (int64_t row = row0; row < row1; ++row) {
+    const int64_t n = row / s.OH, oh = row % s.OH;
+    const float* win_row = win + (((n * s.groups + g) * s.OH + oh) * Wwin) * s.R * s.Cg();
+    float* out_row = out + row * s.OW * s.O;
+    if (ob == kConvTileO)
+      compute_row<kConvTileO>(win_row, tile, bias, s, ob, out_row, out_c0);
+    else
+      compute_row<0>(win_row, tile, bias, s, ob, out_row, out_c0);
+  }
+}
+
+}  // namespace cpu
+}  // namespace torch_lowbit

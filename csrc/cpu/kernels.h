@@ -1,0 +1,59 @@
+// CPU kernels of torch_lowbit: plain C++ over raw fp32 pointers, no torch headers.
+// Each function computes one slice of the work ([n0, n1) output features, or rows of
+// output pixels) so that the ATen wrapper (cpu_ops.cpp) owns threading via at::parallel_for.
+#pragma once
+#include <cstdint>
+
+#include "../bcq_format.h"
+#include "../conv_shape.h"
+
+namespace torch_lowbit {
+namespace cpu {
+
+// ---- BCQ ----
+// out[(n - n0) * ld + (k - k0)] = W[n, k] for n in [n0, n1), k in [k0, k1).
+void bcq_dequantize_block(const BcqWeight& w, int64_t n0, int64_t n1, int64_t k0, int64_t k1,
+                          float* out, int64_t ld);
+
+// ---- LUT-GEMM ----
+// Tables for one activation row: tables[i * 256 + c] = sum_j (bit j of c ? +x : -x)[8 i + j]
+// for the Kp / 8 chunks of x (x read up to K, zero beyond), and group_sums[g] = sum of x in group g.
+constexpr int64_t kLutEntries = 256;
+void lut_build_tables(const float* x, int64_t K, int64_t Kp, int64_t group_size, float* tables,
+                      float* group_sums);
+// y[m * N + n] for m < M, n in [n0, n1), from the tables of M rows (strided Kp / 8 * 256).
+void lut_gemm_rows(const float* tables, const float* group_sums, int64_t M, const BcqWeight& w,
+                   int64_t n0, int64_t n1, float* y);
+
+// ---- tiled GEMM: y[M, N] = x[M, K] @ W[N, K]^T ----
+constexpr int64_t kGemmTileN = 64;
+constexpr int64_t kGemmTileK = 256;
+// Computes y[:, n0:n1) (n1 - n0 <= kGemmTileN); scratch holds kGemmTileN * kGemmTileK floats.
+void tiled_gemm_dense_tile(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
+                           int64_t n0, int64_t n1, float* y, float* scratch);
+void tiled_gemm_bcq_tile(const float* x, int64_t M, const BcqWeight& w, int64_t n0, int64_t n1,
+                         float* y, float* scratch);
+
+// ---- im2win conv2d ----
+constexpr int64_t kConvTileO = 16;
+
+// Window buffer rows for (n, oh) in [row0, row1) of the N * OH rows.
+void im2win_transform(const float* x_nhwc, const ConvShape& s, int64_t row0, int64_t row1,
+                      float* win);
+// Weight tile for group g, output channels [o0, o0 + ob) of that group, as [S][R][Cg][ob].
+void im2win_weight_tile_dense(const float* w, const ConvShape& s, int64_t g, int64_t o0,
+                              int64_t ob, float* tile);
+// The same from a BCQ weight whose rows are the flattened [Cg * R * S] filters; row_scratch
+// holds Cg * R * S floats.
+void im2win_weight_tile_bcq(const BcqWeight& w, const ConvShape& s, int64_t g, int64_t o0,
+                            int64_t ob, float* tile, float* row_scratch);
+// out_nhwc[n, oh, :, g * Og + o0 + j] for rows in [row0, row1), j < ob, from one weight tile.
+void im2win_compute_tile(const float* win, const float* tile, const float* bias,
+                         const ConvShape& s, int64_t g, int64_t o0, int64_t ob, int64_t row0,
+                         int64_t row1, float* out_nhwc);
+
+// ---- CPU feature report (cpuid) for `python -m torch_lowbit env` ----
+const char* cpu_features();
+
+}  // namespace cpu
+}  // namespace torch_lowbit

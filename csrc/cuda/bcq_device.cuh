@@ -1,0 +1,25 @@
+// Device helpers for reading a BCQ weight.
+#pragma once
+#include "../bcq_format.h"
+
+namespace torch_lowbit {
+namespace cuda {
+
+__device__ __forceinline__ float bcq_weight_at(const BcqWeight& w, int64_t n, int64_t k) {
+  const int64_t g = k / w.group_size;
+  const int64_t ng = w.Kp / w.group_size;
+  float v = w.offset[g * w.N + n];
+  for (int64_t b = 0; b < w.bits; ++b) {
+    const uint8_t byte = w.planes[(b * w.N + n) * (w.Kp / 8) + (k >> 3)];
+    const float a = w.alpha[(b * ng + g) * w.N + n];
+    v += ((byte >> (k & 7)) & 1) ? a : -a;
+  }
+  return v;
+}
+
+inline unsigned int blocks_for(int64_t n, int threads) {
+  return static_cast<unsigned int>((n + threads - 1) / threads);
+}
+
+}  // namespace cuda
+}  // namespace torch_lowbit

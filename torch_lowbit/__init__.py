@@ -1,0 +1,25 @@
+"""torch_lowbit: low-bit (1-8 bit) weight-only quantization for PyTorch.
+
+    >>> import torch, torch_lowbit
+    >>> model = torch.nn.Sequential(torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 8))
+    >>> model = torch_lowbit.patch(model, bits=3, group_size=32)
+    >>> model(torch.randn(2, 64)).shape
+    torch.Size([2, 8])
+"""
+from torch_lowbit import ops
+from torch_lowbit._ext import build_info
+from torch_lowbit.format import FORMAT_VERSION, QuantizedWeight
+from torch_lowbit.quantize import quantize_weight
+
+# Loading the extension registers the C++ ops; then their fake kernels and autograd.
+from torch_lowbit._ext import load as _load
+
+_load()
+from torch_lowbit import _registrations  # noqa: E402
+
+_registrations.register()
+
+from torch_lowbit.patch import patch  # noqa: E402
+
+__version__ = "0.1.0"
+__all__ = ["FORMAT_VERSION", "QuantizedWeight", "build_info", "ops", "patch", "quantize_weight"]

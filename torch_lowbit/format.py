@@ -1,0 +1,176 @@
+"""The BCQ weight format and the QuantizedWeight container (storage layout: docs/FORMAT.md).
+
+    W[n, k] = sum_{b < bits} alpha[b, g, n] * s_b[n, k] + offset[g, n],   g = k // group_size
+
+s_b[n, k] = +1 where bit (k % 8) of planes[b, n, k // 8] is set, else -1. K is padded to Kp, a
+multiple of the effective group size (and of 32); padded columns are multiplied by zero
+activations in every kernel, so they never leak into results.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+FORMAT_VERSION = 1
+ALLOWED_GROUP_SIZES = (32, 64, 128, 256, -1)  # -1: one group per output row ("per channel")
+ALLOWED_SCALE_DTYPES = (torch.float16, torch.float32)
+_BIT_WEIGHTS = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8)
+
+
+def check_bits(bits: Any) -> int:
+    if isinstance(bits, bool) or not isinstance(bits, int):
+        raise TypeError(f"bits: expected an int from 1 to 8, got {type(bits).__name__}")
+    if not 1 <= bits <= 8:
+        raise ValueError(f"bits: expected 1 to 8, got {bits}")
+    return bits
+
+
+def check_group_size(group_size: Any) -> int:
+    if isinstance(group_size, bool) or not isinstance(group_size, int):
+        raise TypeError(f"group_size: expected an int, got {type(group_size).__name__}")
+    if group_size not in ALLOWED_GROUP_SIZES:
+        raise ValueError(f"group_size: expected one of {ALLOWED_GROUP_SIZES} (-1 = per channel), got {group_size}")
+    return group_size
+
+
+def padded_layout(in_features: int, group_size: int) -> tuple[int, int]:
+    """(Kp, effective group size) for K = in_features: Kp is a multiple of both and of 32."""
+    if group_size == -1:
+        kp = math.ceil(in_features / 32) * 32
+        return kp, kp
+    return math.ceil(in_features / group_size) * group_size, group_size
+
+
+def pack_signs(signs: torch.Tensor) -> torch.Tensor:
+    """bool [bits, N, Kp] (True = +1) -> uint8 planes [bits, N, Kp // 8], bit k % 8 of byte k // 8."""
+    bits, n, kp = signs.shape
+    weights = _BIT_WEIGHTS.to(signs.device)
+    grouped = signs.reshape(bits, n, kp // 8, 8).to(torch.uint8)
+    return (grouped * weights).sum(dim=-1, dtype=torch.uint8)
+
+
+def unpack_signs(planes: torch.Tensor) -> torch.Tensor:
+    """uint8 planes [bits, N, Kp // 8] -> bool [bits, N, Kp]."""
+    shifts = torch.arange(8, device=planes.device, dtype=torch.uint8)
+    bits = (planes.unsqueeze(-1) >> shifts) & 1
+    return bits.reshape(planes.shape[0], planes.shape[1], -1).bool()
+
+
+class QuantizedWeight:
+    """A low-bit weight in BCQ form, for `torch_lowbit.ops` and the patched modules.
+
+    `shape` is the original float weight's shape: [N, K] for a linear layer, [O, C/groups, R, S]
+    for a convolution (quantized over its flattened [O, C/groups * R * S] rows).
+
+    Example:
+        >>> import torch, torch_lowbit
+        >>> qw = torch_lowbit.quantize_weight(torch.randn(64, 100), bits=3, group_size=32)
+        >>> qw
+        QuantizedWeight(shape=(64, 100), bits=3, group_size=32, method='rtn', scale_dtype=torch.float16, device=cpu)
+        >>> qw.dequantize().shape
+        torch.Size([64, 100])
+    """
+
+    def __init__(
+        self,
+        planes: torch.Tensor,
+        alpha: torch.Tensor,
+        offset: torch.Tensor,
+        shape: tuple[int, ...] | torch.Size,
+        group_size: int,
+        method: str = "rtn",
+    ) -> None:
+        shape = tuple(int(s) for s in shape)
+        if len(shape) not in (2, 4):
+            raise ValueError(f"shape: expected a 2-D [N, K] or 4-D [O, C/g, R, S] weight shape, got {shape}")
+        check_group_size(group_size)
+        n, k = shape[0], math.prod(shape[1:])
+        kp, g = padded_layout(k, group_size)
+        if planes.dtype != torch.uint8 or planes.dim() != 3 or planes.shape[1:] != (n, kp // 8):
+            raise ValueError(f"planes: expected uint8 [bits, {n}, {kp // 8}], got {planes.dtype} {tuple(planes.shape)}")
+        bits = check_bits(planes.shape[0])
+        if alpha.dtype not in ALLOWED_SCALE_DTYPES or tuple(alpha.shape) != (bits, kp // g, n):
+            raise ValueError(f"alpha: expected fp16/fp32 [{bits}, {kp // g}, {n}], got {alpha.dtype} {tuple(alpha.shape)}")
+        if offset.dtype != alpha.dtype or tuple(offset.shape) != (kp // g, n):
+            raise ValueError(f"offset: expected {alpha.dtype} [{kp // g}, {n}], got {offset.dtype} {tuple(offset.shape)}")
+        if not (planes.device == alpha.device == offset.device):
+            raise ValueError("planes, alpha and offset: expected on one device")
+        self.planes, self.alpha, self.offset = planes, alpha, offset
+        self.shape = shape
+        self.group_size = group_size
+        self.method = method
+
+    # ---- geometry ----
+    @property
+    def bits(self) -> int:
+        return int(self.planes.shape[0])
+
+    @property
+    def out_features(self) -> int:
+        return self.shape[0]
+
+    @property
+    def in_features(self) -> int:
+        return math.prod(self.shape[1:])
+
+    @property
+    def padded_in_features(self) -> int:
+        return int(self.planes.shape[2]) * 8
+
+    @property
+    def effective_group_size(self) -> int:
+        """The group size the kernels use (per channel resolves to the padded K)."""
+        return padded_layout(self.in_features, self.group_size)[1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.planes.device
+
+    @property
+    def scale_dtype(self) -> torch.dtype:
+        return self.alpha.dtype
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.planes, self.alpha, self.offset))
+
+    def op_args(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int, int]:
+        """(planes, alpha, offset, in_features, effective group size) as the ops take them."""
+        return self.planes, self.alpha, self.offset, self.in_features, self.effective_group_size
+
+    # ---- conversion ----
+    def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """The float weight this represents, in its original shape (plain PyTorch, any device)."""
+        from torch_lowbit import reference
+
+        w = reference.bcq_dequantize(self.planes, self.alpha.float(), self.offset.float(), *self.op_args()[3:])
+        return w.reshape(self.shape).to(dtype)
+
+    def to(self, *args: Any, **kwargs: Any) -> "QuantizedWeight":
+        """Move to a device. A floating dtype argument converts the scales (fp16/fp32 only)."""
+        device, dtype, _, _ = torch._C._nn._parse_to(*args, **kwargs)
+        planes, alpha, offset = self.planes, self.alpha, self.offset
+        if device is not None:
+            planes, alpha, offset = planes.to(device), alpha.to(device), offset.to(device)
+        if dtype is not None:
+            if dtype not in ALLOWED_SCALE_DTYPES:
+                raise ValueError(f"dtype: scales are stored as fp16 or fp32, got {dtype}")
+            alpha, offset = alpha.to(dtype), offset.to(dtype)
+        return QuantizedWeight(planes, alpha, offset, self.shape, self.group_size, self.method)
+
+    def cpu(self) -> "QuantizedWeight":
+        return self.to("cpu")
+
+    def cuda(self, device: int | str | None = None) -> "QuantizedWeight":
+        return self.to(torch.device("cuda") if device is None else torch.device("cuda", device) if isinstance(device, int) else device)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"planes": self.planes, "alpha": self.alpha, "offset": self.offset}
+
+    def __repr__(self) -> str:
+        return (
+            f"QuantizedWeight(shape={self.shape}, bits={self.bits}, group_size={self.group_size}, "
+            f"method={self.method!r}, scale_dtype={self.scale_dtype}, device={self.device})"
+        )
