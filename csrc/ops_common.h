@@ -4,10 +4,29 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <cmath>
+#include <cstdlib>
+
 #include "bcq_format.h"
 #include "conv_shape.h"
 
 namespace torch_lowbit {
+
+// TORCH_LOWBIT_POISON=1 (the tests set it) fills every output with NaN before its kernel runs,
+// so an element a kernel forgets to write shows up instead of passing as stale memory.
+inline bool poison_outputs() {
+  static const bool on = [] {
+    const char* v = std::getenv("TORCH_LOWBIT_POISON");
+    return v != nullptr && v[0] != '\0' && v[0] != '0';
+  }();
+  return on;
+}
+
+inline at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  auto t = at::empty(sizes, options);
+  if (poison_outputs()) t.fill_(NAN);
+  return t;
+}
 
 inline void check_bcq(const at::Tensor& planes, const at::Tensor& alpha, const at::Tensor& offset,
                       int64_t K, int64_t G) {

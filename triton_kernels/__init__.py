@@ -1,0 +1,23 @@
+"""Triton kernels of torch_lowbit, installed as `torch_lowbit.triton_kernels` (never as a
+top-level `triton_kernels`, which other projects own). The ops that wrap them, with fakes and
+autograd, are in torch_lowbit/triton_ops.py.
+
+Under TRITON_INTERPRET=1 these kernels run on CPU tensors (Triton's interpreter); that is how CI
+tests them. There, bf16 operands are cast to fp32 before tl.dot (the interpreter's bf16 dot is
+wrong), which `dot_in_fp32()` decides.
+"""
+import os
+
+
+def dot_in_fp32() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def new_output(shape, dtype, device):
+    """torch.empty, filled with NaN when TORCH_LOWBIT_POISON=1 (the tests set it)."""
+    import torch
+
+    out = torch.empty(shape, dtype=dtype, device=device)
+    if os.environ.get("TORCH_LOWBIT_POISON", "0") not in ("", "0"):
+        out.fill_(float("nan"))
+    return out

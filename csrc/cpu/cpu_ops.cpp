@@ -20,7 +20,7 @@ at::Tensor bcq_dequantize_cpu(const at::Tensor& planes, const at::Tensor& alpha,
   const auto p = planes.contiguous();
   const auto a = f32(alpha), o = f32(offset);
   const BcqWeight w = bcq_view(p, a, o, K, G);
-  auto out = at::empty({w.N, K}, alpha.options().dtype(at::kFloat));
+  auto out = new_output({w.N, K}, alpha.options().dtype(at::kFloat));
   float* dst = out.data_ptr<float>();
   at::parallel_for(0, w.N, 16, [&](int64_t n0, int64_t n1) {
     cpu::bcq_dequantize_block(w, n0, n1, 0, K, dst + n0 * K, K);
@@ -36,7 +36,7 @@ at::Tensor lut_gemm_cpu(const at::Tensor& x, const at::Tensor& planes, const at:
   const auto a = f32(alpha), o = f32(offset), xf = f32(x);
   const BcqWeight w = bcq_view(p, a, o, K, G);
   const int64_t M = x.size(0);
-  auto y = at::empty({M, w.N}, x.options().dtype(at::kFloat));
+  auto y = new_output({M, w.N}, x.options().dtype(at::kFloat));
   if (M == 0) return y.to(x.scalar_type());
   // Tables for a block of rows at a time: Kp/8 * 256 floats per row.
   constexpr int64_t kRowsPerBlock = 8;
@@ -60,7 +60,7 @@ at::Tensor lut_gemm_cpu(const at::Tensor& x, const at::Tensor& planes, const at:
 template <typename TileFn>
 at::Tensor run_tiled(const at::Tensor& x, int64_t N, TileFn tile_fn) {
   const int64_t M = x.size(0);
-  auto y = at::empty({M, N}, x.options().dtype(at::kFloat));
+  auto y = new_output({M, N}, x.options().dtype(at::kFloat));
   const int64_t tiles = (N + cpu::kGemmTileN - 1) / cpu::kGemmTileN;
   at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
     std::vector<float> scratch(cpu::kGemmTileN * cpu::kGemmTileK);
@@ -108,10 +108,10 @@ at::Tensor run_im2win(const at::Tensor& x, at::IntArrayRef weight_shape,
   const bool channels_last = is_channels_last(x);
   const auto x_nhwc = x.to(at::kFloat).permute({0, 2, 3, 1}).contiguous();
   const auto bias_f = bias ? f32(*bias) : at::Tensor();
-  auto out_nhwc = at::empty({s.N, s.OH, s.OW, s.O}, x.options().dtype(at::kFloat));
+  auto out_nhwc = new_output({s.N, s.OH, s.OW, s.O}, x.options().dtype(at::kFloat));
   const int64_t rows = s.N * s.OH;
   if (rows > 0 && s.O > 0) {
-    auto win = at::empty({s.window_floats()}, x_nhwc.options());
+    auto win = new_output({s.window_floats()}, x_nhwc.options());
     at::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
       cpu::im2win_transform(x_nhwc.data_ptr<float>(), s, r0, r1, win.data_ptr<float>());
     });

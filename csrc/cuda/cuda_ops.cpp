@@ -33,7 +33,7 @@ at::Tensor bcq_dequantize_cuda(const at::Tensor& planes, const at::Tensor& alpha
   check_bcq(planes, alpha, offset, K, G);
   const c10::cuda::CUDAGuard guard(planes.device());
   BcqOnDevice w(planes, alpha, offset, K, G);
-  auto out = at::empty({w.view.N, K}, alpha.options().dtype(at::kFloat));
+  auto out = new_output({w.view.N, K}, alpha.options().dtype(at::kFloat));
   check_launch(cuda::bcq_dequantize(w.view, out.data_ptr<float>(), stream()), "bcq_dequantize");
   return out.to(alpha.scalar_type());
 }
@@ -45,7 +45,7 @@ at::Tensor lut_gemm_cuda(const at::Tensor& x, const at::Tensor& planes, const at
   const c10::cuda::CUDAGuard guard(x.device());
   BcqOnDevice w(planes, alpha, offset, K, G);
   const auto xf = f32(x);
-  auto y = at::empty({x.size(0), w.view.N}, x.options().dtype(at::kFloat));
+  auto y = new_output({x.size(0), w.view.N}, x.options().dtype(at::kFloat));
   check_launch(cuda::lut_gemm(xf.data_ptr<float>(), x.size(0), w.view, y.data_ptr<float>(),
                               stream()),
                "lut_gemm");
@@ -58,7 +58,7 @@ at::Tensor tiled_gemm_cuda(const at::Tensor& x, const at::Tensor& weight) {
   check_activation(x, weight.size(1), weight);
   const c10::cuda::CUDAGuard guard(x.device());
   const auto xf = f32(x), wf = f32(weight);
-  auto y = at::empty({x.size(0), weight.size(0)}, x.options().dtype(at::kFloat));
+  auto y = new_output({x.size(0), weight.size(0)}, x.options().dtype(at::kFloat));
   check_launch(cuda::tiled_gemm_dense(xf.data_ptr<float>(), x.size(0), x.size(1),
                                       wf.data_ptr<float>(), weight.size(0), y.data_ptr<float>(),
                                       stream()),
@@ -74,7 +74,7 @@ at::Tensor tiled_gemm_bcq_cuda(const at::Tensor& x, const at::Tensor& planes,
   const c10::cuda::CUDAGuard guard(x.device());
   BcqOnDevice w(planes, alpha, offset, K, G);
   const auto xf = f32(x);
-  auto y = at::empty({x.size(0), w.view.N}, x.options().dtype(at::kFloat));
+  auto y = new_output({x.size(0), w.view.N}, x.options().dtype(at::kFloat));
   check_launch(cuda::tiled_gemm_bcq(xf.data_ptr<float>(), x.size(0), w.view,
                                     y.data_ptr<float>(), stream()),
                "tiled_gemm_bcq");
@@ -92,8 +92,8 @@ at::Tensor run_im2win(const at::Tensor& x, at::IntArrayRef weight_shape,
   const c10::cuda::CUDAGuard guard(x.device());
   const auto x_nhwc = x.to(at::kFloat).permute({0, 2, 3, 1}).contiguous();
   const auto bias_f = bias ? f32(*bias) : at::Tensor();
-  auto out_nhwc = at::empty({s.N, s.OH, s.OW, s.O}, x.options().dtype(at::kFloat));
-  auto win = at::empty({s.window_floats()}, x_nhwc.options());
+  auto out_nhwc = new_output({s.N, s.OH, s.OW, s.O}, x.options().dtype(at::kFloat));
+  auto win = new_output({s.window_floats()}, x_nhwc.options());
   check_launch(cuda::im2win_transform(x_nhwc.data_ptr<float>(), s, win.data_ptr<float>(),
                                       stream()),
                "im2win_transform");

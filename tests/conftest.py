@@ -1,0 +1,49 @@
+"""Shared test setup. Without a GPU, Triton kernels run under Triton's interpreter on CPU
+tensors: TRITON_INTERPRET must be set before triton is imported, so it is set here."""
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+os.environ.setdefault("TORCH_LOWBIT_POISON", "1")  # outputs start as NaN: unwritten elements show
+
+import torch_lowbit  # noqa: E402
+from torch_lowbit import backends  # noqa: E402
+
+# Relative error bounds against the reference (DESIGN.md, Testing method). fp32 allows 3e-5:
+# kernels and reference sum in different orders, and a single output (N = M = 1) with
+# cancellation between the alpha terms and the offset shows ~1e-5 on its own.
+TOL = {torch.float32: 3e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    assert out.shape == ref.shape, (out.shape, ref.shape)
+    assert not torch.isnan(out).any(), "output has NaN (unwritten elements or a broken kernel)"
+    return ((out.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-12)).item()
+
+
+def kernel_backends():
+    """(backend, device) pairs to test; CUDA-only ones carry the `cuda` mark."""
+    has_gpu = torch.cuda.is_available()
+    cuda_mark = pytest.mark.skipif(not has_gpu, reason="needs a CUDA GPU")
+    params = [pytest.param("cpu", "cpu", id="cpu")]
+    if backends.triton_available():
+        params.append(pytest.param("triton", "cuda" if has_gpu else "cpu", id="triton"))
+    params.append(pytest.param("cuda", "cuda", id="cuda", marks=[pytest.mark.cuda, cuda_mark]))
+    return params
+
+
+def make_input(shape, dtype, device, seed=None, memory_format=None):
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    x = torch.randn(shape, generator=gen).to(dtype)
+    if memory_format is not None:
+        x = x.contiguous(memory_format=memory_format)
+    return x.to(device)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_seed(request):
+    # Fresh random inputs per test, but reproducible from the test id when a failure is rerun.
+    torch.manual_seed(hash(request.node.nodeid) % (2**31))

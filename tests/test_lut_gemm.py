@@ -1,0 +1,65 @@
+"""lut_gemm and tiled_gemm on low-bit weights against the reference, on every kernel backend."""
+import pytest
+import torch
+
+import torch_lowbit
+from conftest import TOL, kernel_backends, make_input, rel_err
+
+# (M, N, K, group_size): odd N, K not a multiple of 8/32/the group, m in 1, 3, 17, 64.
+CASES = [(1, 1, 33, 32), (3, 17, 100, 64), (17, 31, 300, 128), (64, 45, 257, 256), (5, 9, 70, -1)]
+DTYPES = [torch.float32, torch.float16, torch.bfloat16]
+
+
+def _check(op, backend, device, bits, dtype, scale_dtype=torch.float16):
+    for m, n, k, gs in CASES:
+        qw = torch_lowbit.quantize_weight(torch.randn(n, k), bits=bits, group_size=gs, scale_dtype=scale_dtype).to(device)
+        x = make_input((m, k), dtype, device)
+        out = op(x, qw, backend=backend)
+        ref = op(x, qw, backend="reference")
+        assert out.dtype == dtype and out.device.type == torch.device(device).type
+        err = rel_err(out.cpu(), ref.cpu())
+        assert err < TOL[dtype], (m, n, k, gs, err)
+
+
+@pytest.mark.parametrize("backend,device", kernel_backends())
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_lut_gemm_matches_reference(backend, device, bits, dtype):
+    _check(torch_lowbit.ops.lut_gemm, backend, device, bits, dtype)
+
+
+@pytest.mark.parametrize("backend,device", kernel_backends())
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])
+def test_tiled_gemm_lowbit_matches_reference(backend, device, bits, dtype):
+    _check(torch_lowbit.ops.tiled_gemm, backend, device, bits, dtype)
+
+
+@pytest.mark.parametrize("backend,device", kernel_backends())
+def test_fp32_scales_and_leading_dims(backend, device):
+    qw = torch_lowbit.quantize_weight(torch.randn(19, 130), bits=3, group_size=32, scale_dtype=torch.float32).to(device)
+    x = make_input((2, 3, 130), torch.float32, device)
+    for op in (torch_lowbit.ops.lut_gemm, torch_lowbit.ops.tiled_gemm):
+        out = op(x, qw, backend=backend)
+        assert out.shape == (2, 3, 19)
+        assert rel_err(out.cpu(), (x.cpu() @ qw.cpu().dequantize().T)) < 1e-5
+
+
+@pytest.mark.parametrize("backend,device", kernel_backends())
+def test_held_out_random_shapes_fp32(backend, device):
+    gen = torch.Generator().manual_seed(1234)
+    for _ in range(4):
+        m, n, k = (int(v) for v in torch.randint(1, 80, (3,), generator=gen))
+        k += 200
+        bits = int(torch.randint(1, 9, (1,), generator=gen))
+        qw = torch_lowbit.quantize_weight(torch.randn(n, k), bits=bits, group_size=64).to(device)
+        x = make_input((m, k), torch.float32, device)
+        ref = x.cpu() @ qw.cpu().dequantize().T
+        for op in (torch_lowbit.ops.lut_gemm, torch_lowbit.ops.tiled_gemm, torch_lowbit.ops.linear):
+            assert rel_err(op(x, qw, backend=backend).cpu(), ref) < 1e-4
+
+
+def test_empty_batch():
+    qw = torch_lowbit.quantize_weight(torch.randn(8, 64), bits=3, group_size=32)
+    assert torch_lowbit.ops.lut_gemm(torch.randn(0, 64), qw).shape == (0, 8)
+    assert torch_lowbit.ops.tiled_gemm(torch.randn(0, 64), qw).shape == (0, 8)

@@ -1,0 +1,132 @@
+"""im2win convolution in Triton (arXiv 2306.14316), the window buffer built on the GPU inside the op.
+
+1. transform: win[n][g][oh][col][r][c] = x_pad[n, g*Cg + c, oh*sh + r*dh, col] (NHWC input).
+2. implicit GEMM over windows, per group: rows = output pixels (n, oh, ow), columns = the
+   group's output channels, reduction k = (q, r, c) over S runs of R*Cg contiguous window values.
+   The weight tile is read dense, or decoded from BCQ bit-planes (QUANT) in registers.
+"""
+import torch
+import triton
+import triton.language as tl
+
+from . import dot_in_fp32, new_output
+
+
+@triton.jit
+def _im2win_transform_kernel(x_ptr, win_ptr, total, C, H, W, Cg, R, Wwin, OH, groups,
+                             sh, pt, pl, dh, BLOCK: tl.constexpr):
+    i = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    ok = i < total
+    c = i % Cg
+    rest = i // Cg
+    r = rest % R
+    rest = rest // R
+    col = rest % Wwin
+    rest = rest // Wwin
+    oh = rest % OH
+    rest = rest // OH
+    g = rest % groups
+    n = rest // groups
+    ih = oh * sh - pt + r * dh
+    iw = col - pl
+    inside = ok & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+    v = tl.load(x_ptr + ((n * H + ih) * W + iw) * C + g * Cg + c, mask=inside, other=0.0)
+    tl.store(win_ptr + i, v, mask=ok)
+
+
+@triton.jit
+def _im2win_conv_kernel(
+    win_ptr, w_ptr, planes_ptr, alpha_ptr, offset_ptr, bias_ptr, out_ptr,
+    P, O, Og, Cg, R, S, OH, OW, Wwin, groups, sw, dw, Kp, G, NG,
+    QUANT: tl.constexpr, BITS: tl.constexpr, HAS_BIAS: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, DOT_FP32: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    g = tl.program_id(2)
+    offs_p = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_o = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    p_ok = offs_p < P
+    o_ok = offs_o < Og
+    ow = offs_p % OW
+    oh = (offs_p // OW) % OH
+    n = offs_p // (OW * OH)
+    run = R * Cg
+    row_base = (((n * groups + g) * OH + oh) * Wwin) * run
+    o_glob = g * Og + offs_o
+    Kred = S * run
+    Kfilter = Cg * R * S
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, Kred, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        k_ok = offs_k < Kred
+        q = offs_k // run
+        rc = offs_k % run
+        a = tl.load(win_ptr + row_base[:, None] + (ow[:, None] * sw + q[None, :] * dw) * run + rc[None, :],
+                    mask=p_ok[:, None] & k_ok[None, :], other=0.0)
+        # index of (c, r, q) in the PyTorch filter order [Cg][R][S]
+        kk = ((rc % Cg) * R + rc // Cg) * S + q
+        wmask = k_ok[:, None] & o_ok[None, :]
+        if QUANT:
+            gk = kk // G
+            w = tl.load(offset_ptr + gk[:, None] * O + o_glob[None, :], mask=wmask, other=0.0).to(tl.float32)
+            shift = (kk % 8).to(tl.uint8)
+            for b in tl.static_range(BITS):
+                byte = tl.load(planes_ptr + (b * O + o_glob[None, :]) * (Kp // 8) + kk[:, None] // 8, mask=wmask, other=0)
+                al = tl.load(alpha_ptr + (b * NG + gk[:, None]) * O + o_glob[None, :], mask=wmask, other=0.0).to(tl.float32)
+                w += tl.where(((byte >> shift[:, None]) & 1) != 0, al, -al)
+            w = tl.where(wmask, w, 0.0)
+        else:
+            w = tl.load(w_ptr + o_glob[None, :] * Kfilter + kk[:, None], mask=wmask, other=0.0).to(tl.float32)
+        if DOT_FP32:
+            acc += tl.dot(a.to(tl.float32), w)
+        else:
+            acc += tl.dot(a, w.to(a.dtype))
+    if HAS_BIAS:
+        acc += tl.load(bias_ptr + o_glob, mask=o_ok, other=0.0).to(tl.float32)[None, :]
+    tl.store(out_ptr + offs_p[:, None] * O + o_glob[None, :], acc.to(out_ptr.dtype.element_ty),
+             mask=p_ok[:, None] & o_ok[None, :])
+
+
+def im2win_conv2d(x_nhwc: torch.Tensor, weight_shape, bias, stride, padding, dilation, groups: int,
+                  weight: torch.Tensor | None = None, bcq=None, block_m: int = 64, block_n: int = 32,
+                  block_k: int = 32) -> torch.Tensor:
+    """x_nhwc [N, H, W, C] contiguous -> out NHWC [N, OH, OW, O] in x's dtype.
+
+    Pass a dense `weight` [O, C/g, R, S] or `bcq` = (planes, alpha, offset, group_size).
+    """
+    N, H, W, C = x_nhwc.shape
+    O, Cg, R, S = weight_shape
+    sh, sw = stride
+    pt, pb, pl, pr = padding
+    dh, dw = dilation
+    OH = (H + pt + pb - dh * (R - 1) - 1) // sh + 1
+    OW = (W + pl + pr - dw * (S - 1) - 1) // sw + 1
+    Wwin = (OW - 1) * sw + (S - 1) * dw + 1
+    Og = O // groups
+    out = new_output((N, OH, OW, O), x_nhwc.dtype, x_nhwc.device)
+    P = N * OH * OW
+    if P == 0 or O == 0:
+        return out
+    win = new_output((N * groups * OH * Wwin * R * Cg,), x_nhwc.dtype, x_nhwc.device)
+    block = 1024
+    _im2win_transform_kernel[(triton.cdiv(win.numel(), block),)](
+        x_nhwc, win, win.numel(), C, H, W, Cg, R, Wwin, OH, groups, sh, pt, pl, dh, BLOCK=block)
+    fp32 = dot_in_fp32() or x_nhwc.dtype == torch.float32
+    dummy = win  # placeholder pointer for arguments a variant does not read
+    if bcq is not None:
+        planes, alpha, offset, group_size = bcq
+        kp = planes.shape[2] * 8
+        wargs = (dummy, planes, alpha, offset)
+        quant, bits, G, NG = True, planes.shape[0], group_size, kp // group_size
+    else:
+        wargs = (weight, dummy, dummy, dummy)
+        quant, bits, kp, G, NG = False, 1, 8, 8, 1
+    grid = (triton.cdiv(P, block_m), triton.cdiv(Og, block_n), groups)
+    _im2win_conv_kernel[grid](
+        win, *wargs, bias if bias is not None else dummy, out,
+        P, O, Og, Cg, R, S, OH, OW, Wwin, groups, sw, dw, kp, G, NG,
+        QUANT=quant, BITS=bits, HAS_BIAS=bias is not None,
+        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, DOT_FP32=fp32,
+    )
+    return out
