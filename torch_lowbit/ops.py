@@ -38,12 +38,10 @@ def _native(name: str, backend: str):
 
 
 def _ensure_loaded(backend: str) -> None:
-    if backend == "native":
-        from torch_lowbit._ext import load
-
-        load()
-    elif backend == "triton":
-        import torch_lowbit.triton_ops  # noqa: F401  (registers the Triton ops)
+    # The native ops are registered when torch_lowbit is imported; the Triton ops on first use,
+    # so that importing torch_lowbit never imports triton.
+    if backend == "triton":
+        import torch_lowbit.triton_ops  # noqa: F401
 
 
 def _linear_input(x: torch.Tensor, in_features: int) -> torch.Tensor:
