@@ -19,7 +19,9 @@ from torch_lowbit import _registrations  # noqa: E402
 
 _registrations.register()
 
+from torch_lowbit.modules import LowBitConv2d, LowBitLinear  # noqa: E402
 from torch_lowbit.patch import patch  # noqa: E402
+from torch_lowbit.serialization import CheckpointError, load, save  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["FORMAT_VERSION", "QuantizedWeight", "build_info", "ops", "patch", "quantize_weight"]
+__all__ = ["CheckpointError", "FORMAT_VERSION", "load", "save", "LowBitConv2d", "LowBitLinear", "QuantizedWeight", "build_info", "ops", "patch", "quantize_weight"]

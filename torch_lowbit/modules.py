@@ -1,19 +1,34 @@
-"""Low-bit modules that replace nn.Linear (and, in patch.py, HF Conv1D and nn.Conv2d).
+"""Low-bit modules that patch() swaps in: LowBitLinear (for nn.Linear and HF Conv1D) and
+LowBitConv2d (for nn.Conv2d).
 
 The packed weight lives in buffers (planes, alpha, offset), so .to(device), state_dict and
-save/load move it like any other tensor; the float weight is gone.
+save/load move it like any other tensor; there is no float weight. .half()/.bfloat16() leave the
+packed weight alone (its scales stay fp16/fp32 by design): the activation dtype decides the
+compute dtype. Bias stays a float parameter.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from torch_lowbit import ops
-from torch_lowbit.format import QuantizedWeight
+from torch_lowbit.format import QuantizedWeight, padded_layout
 
 
-class _PackedWeight:
-    """Mixin: holds a QuantizedWeight's tensors as buffers and rebuilds it on demand."""
+def empty_quantized_weight(shape: tuple[int, ...], bits: int, group_size: int, method: str, scale_dtype: torch.dtype, device) -> QuantizedWeight:
+    """An uninitialised QuantizedWeight of the right shapes (a skeleton to load into; meta is fine)."""
+    n, k = shape[0], math.prod(shape[1:])
+    kp, g = padded_layout(k, group_size)
+    planes = torch.empty(bits, n, kp // 8, dtype=torch.uint8, device=device)
+    alpha = torch.empty(bits, kp // g, n, dtype=scale_dtype, device=device)
+    offset = torch.empty(kp // g, n, dtype=scale_dtype, device=device)
+    return QuantizedWeight(planes, alpha, offset, shape, group_size, method)
+
+
+class PackedWeightMixin:
+    """Holds a QuantizedWeight's tensors as buffers and rebuilds the QuantizedWeight on demand."""
 
     planes: torch.Tensor
     alpha: torch.Tensor
@@ -25,56 +40,123 @@ class _PackedWeight:
         self.register_buffer("offset", qw.offset)
         self.weight_shape = tuple(qw.shape)
         self.bits, self.group_size, self.method = qw.bits, qw.group_size, qw.method
-        self.backend = "auto"
+        self.backend = "auto"  # set to force a kernel backend for this module
 
     @property
-    def qweight(self) -> QuantizedWeight:
+    def quantized_weight(self) -> QuantizedWeight:
         return QuantizedWeight(self.planes, self.alpha, self.offset, self.weight_shape, self.group_size, self.method)
 
+    @property
+    def qweight(self) -> torch.Tensor:
+        """The packed bit-planes, under the name PEFT and GPTQ-style tools look for to find a
+        quantized layer's device (its integer dtype tells them not to cast adapters to it)."""
+        return self.planes
+
+    @property
+    def packed_nbytes(self) -> int:
+        return self.quantized_weight.nbytes
+
     def _apply(self, fn, recurse=True):
-        # .half()/.bfloat16() must not touch the packed scales' dtype (fp16/fp32 by design) or
-        # the uint8 planes; device moves apply to all. Float params (bias) follow as usual.
-        scales_dtype = self.alpha.dtype
+        # Keep the packed scales' dtype through .half()/.bfloat16()/.float(); device moves apply.
+        scale_dtype = self.alpha.dtype
         out = super()._apply(fn, recurse)
-        if self.alpha.dtype != scales_dtype:
-            self.alpha = self.alpha.to(scales_dtype)
-            self.offset = self.offset.to(scales_dtype)
+        if self.alpha.dtype != scale_dtype:
+            self.alpha = self.alpha.to(scale_dtype)
+            self.offset = self.offset.to(scale_dtype)
         return out
+
+    def quant_info(self) -> dict:
+        """What save() records for this module."""
+        return {"shape": list(self.weight_shape), "bits": self.bits, "group_size": self.group_size, "method": self.method, "scale_dtype": str(self.alpha.dtype).removeprefix("torch.")}
 
     def packed_extra_repr(self) -> str:
         return f"bits={self.bits}, group_size={self.group_size}, method={self.method!r}"
 
 
-class LowBitLinear(_PackedWeight, nn.Linear):
+class LowBitLinear(PackedWeightMixin, nn.Linear):
     """A frozen low-bit nn.Linear: y = x @ W^T + b with W in BCQ form.
 
-    It stays an nn.Linear (isinstance checks in PEFT and other tools see one), but has no float
-    `weight` parameter. The bias stays float.
+    It stays an nn.Linear (PEFT and other tools see a Linear) but has no float `weight`. It also
+    stands in for HuggingFace's Conv1D (whose weight is stored transposed): patch() quantizes
+    Conv1D.weight.T, after which the layer is an ordinary [out, in] linear map.
 
     Example:
         >>> import torch, torch_lowbit
         >>> lin = torch.nn.Linear(96, 40)
-        >>> q = torch_lowbit.modules.LowBitLinear.from_linear(lin, bits=4, group_size=32)
+        >>> q = torch_lowbit.LowBitLinear.from_float(lin, bits=4, group_size=32)
         >>> q(torch.randn(3, 96)).shape
         torch.Size([3, 40])
     """
 
     def __init__(self, qw: QuantizedWeight, bias: torch.Tensor | None = None) -> None:
         nn.Module.__init__(self)
+        if len(qw.shape) != 2:
+            raise ValueError(f"qw: expected a linear weight [N, K], got shape {qw.shape}")
         self.in_features, self.out_features = qw.in_features, qw.out_features
         self._init_packed(qw)
         self.register_parameter("weight", None)
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=bias.requires_grad)
 
     @classmethod
-    def from_linear(cls, linear: nn.Linear, bits: int = 3, group_size: int = 128, method: str = "rtn", **kwargs) -> "LowBitLinear":
+    def from_float(cls, module: nn.Module, bits: int = 3, group_size: int = 128, method: str = "rtn", **kwargs) -> "LowBitLinear":
+        """From an nn.Linear, or an HF Conv1D (weight [in, out])."""
         from torch_lowbit.quantize import quantize_weight
 
-        qw = quantize_weight(linear.weight, bits=bits, group_size=group_size, method=method, **kwargs)
-        return cls(qw, linear.bias)
+        weight = module.weight.t() if is_hf_conv1d(module) else module.weight
+        return cls(quantize_weight(weight, bits=bits, group_size=group_size, method=method, **kwargs), module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ops.linear(x, self.qweight, self.bias, backend=self.backend)
+        return ops.linear(x, self.quantized_weight, self.bias, backend=self.backend)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, {self.packed_extra_repr()}"
+
+
+class LowBitConv2d(PackedWeightMixin, nn.Conv2d):
+    """A frozen low-bit nn.Conv2d running im2win convolution on the packed weight.
+
+    Example:
+        >>> import torch, torch_lowbit
+        >>> conv = torch.nn.Conv2d(8, 16, 3, padding=1)
+        >>> q = torch_lowbit.LowBitConv2d.from_float(conv, bits=4, group_size=32)
+        >>> q(torch.randn(1, 8, 10, 10)).shape
+        torch.Size([1, 16, 10, 10])
+    """
+
+    def __init__(self, qw: QuantizedWeight, bias: torch.Tensor | None, stride, padding, dilation, groups: int) -> None:
+        nn.Module.__init__(self)
+        if len(qw.shape) != 4:
+            raise ValueError(f"qw: expected a conv weight [O, C/g, R, S], got shape {qw.shape}")
+        self.out_channels, self.in_channels = qw.shape[0], qw.shape[1] * groups
+        self.kernel_size = tuple(qw.shape[2:])
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+        self.padding_mode = "zeros"
+        self.transposed, self.output_padding = False, (0, 0)
+        self._init_packed(qw)
+        self.register_parameter("weight", None)
+        self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=bias.requires_grad)
+
+    @classmethod
+    def from_float(cls, conv: nn.Conv2d, bits: int = 3, group_size: int = 128, method: str = "rtn", **kwargs) -> "LowBitConv2d":
+        from torch_lowbit.quantize import quantize_weight
+
+        if conv.padding_mode != "zeros":
+            raise ValueError(f"conv: padding_mode={conv.padding_mode!r} is not supported (only 'zeros')")
+        qw = quantize_weight(conv.weight, bits=bits, group_size=group_size, method=method, **kwargs)
+        return cls(qw, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ops.im2win_conv2d(x, self.quantized_weight, self.bias, self.stride, self.padding, self.dilation, self.groups, backend=self.backend)
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}, groups={self.groups}, bias={self.bias is not None}, {self.packed_extra_repr()}"
+
+
+def is_hf_conv1d(module: nn.Module) -> bool:
+    """HuggingFace's GPT-2 style Conv1D (weight [in, out]), without importing transformers."""
+    cls = type(module)
+    return cls.__name__ == "Conv1D" and cls.__module__.startswith("transformers") and hasattr(module, "nf")
+
+
+def is_low_bit(module: nn.Module) -> bool:
+    return isinstance(module, PackedWeightMixin)

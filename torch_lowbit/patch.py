@@ -1,27 +1,237 @@
-"""patch(model, bits=3): swap a model's layers in place for low-bit ones."""
+"""patch(model, bits=3): swap a model's nn.Linear, HF Conv1D and nn.Conv2d layers in place for
+low-bit modules."""
 from __future__ import annotations
 
+import fnmatch
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
 from torch import nn
 
+from torch_lowbit.calibration import collect_hessians, plan_stages
 from torch_lowbit.format import check_bits, check_group_size
-from torch_lowbit.modules import LowBitLinear
+from torch_lowbit.modules import LowBitConv2d, LowBitLinear, empty_quantized_weight, is_hf_conv1d, is_low_bit
+from torch_lowbit.quantize import METHODS
+
+DEFAULT_SKIP = ("lm_head", "*.lm_head")  # output heads stay float; embeddings are never targets
 
 
-def patch(model: nn.Module, bits: int = 3, group_size: int = 128, method: str = "rtn") -> nn.Module:
-    """Replace every nn.Linear of `model` (in place) with a LowBitLinear; returns the model.
+@dataclass
+class PatchReport:
+    """What patch() did: one row per replaced module, one per skipped candidate with the reason."""
+
+    replaced: list[dict] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def bytes_before(self) -> int:
+        return sum(r["bytes_before"] for r in self.replaced)
+
+    @property
+    def bytes_after(self) -> int:
+        return sum(r["bytes_after"] for r in self.replaced)
+
+    def __str__(self) -> str:
+        lines = [f"torch_lowbit.patch: replaced {len(self.replaced)} modules, skipped {len(self.skipped)}"]
+        if self.replaced:
+            ratio = self.bytes_before / max(self.bytes_after, 1)
+            lines.append(f"  weight bytes {self.bytes_before:,} -> {self.bytes_after:,} ({ratio:.1f}x smaller)")
+        lines += [f"  skipped {name}: {why}" for name, why in self.skipped]
+        lines += [f"  note {name}: {what}" for name, what in self.notes]
+        return "\n".join(lines)
+
+
+def _is_target(module: nn.Module) -> str | None:
+    if is_low_bit(module):
+        return None
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if is_hf_conv1d(module):
+        return "conv1d"
+    if isinstance(module, nn.Conv2d):
+        return "conv2d"
+    return None
+
+
+def _settings_for(name: str, defaults: dict, overrides: Mapping[str, Any] | None) -> dict:
+    settings = dict(defaults)
+    for pattern, value in (overrides or {}).items():
+        if fnmatch.fnmatchcase(name, pattern):
+            if isinstance(value, int) and not isinstance(value, bool):
+                settings["bits"] = value
+            elif isinstance(value, Mapping):
+                unknown = set(value) - {"bits", "group_size", "method"}
+                if unknown:
+                    raise ValueError(f"overrides: {pattern!r} has unknown keys {sorted(unknown)} (allowed: bits, group_size, method)")
+                settings.update(value)
+            else:
+                raise TypeError(f"overrides: {pattern!r} must map to bits (int) or a dict of bits/group_size/method, got {value!r}")
+            break
+    check_bits(settings["bits"])
+    check_group_size(settings["group_size"])
+    if settings["method"] not in METHODS:
+        raise ValueError(f"method: expected one of {METHODS}, got {settings['method']!r}")
+    return settings
+
+
+def _weight_of(module: nn.Module) -> torch.Tensor:
+    return module.weight
+
+
+def _build(kind: str, module: nn.Module, settings: dict, scale_dtype: torch.dtype, hessian: torch.Tensor | None) -> nn.Module:
+    bits, group_size, method = settings["bits"], settings["group_size"], settings["method"]
+    weight = _weight_of(module)
+    if weight.is_meta:
+        # A skeleton (e.g. for load()): right shapes, no values.
+        shape = tuple(weight.t().shape) if kind == "conv1d" else tuple(weight.shape)
+        qw = empty_quantized_weight(shape, bits, group_size, method, scale_dtype, "meta")
+        if kind == "conv2d":
+            return LowBitConv2d(qw, module.bias, module.stride, module.padding, module.dilation, module.groups)
+        return LowBitLinear(qw, module.bias)
+    kwargs = {"scale_dtype": scale_dtype}
+    if method == "gptq":
+        kwargs["hessian"] = hessian
+    if kind == "conv2d":
+        return LowBitConv2d.from_float(module, bits=bits, group_size=group_size, method=method, **kwargs)
+    return LowBitLinear.from_float(module, bits=bits, group_size=group_size, method=method, **kwargs)
+
+
+def _move_accelerate_hook(old: nn.Module, new: nn.Module) -> None:
+    hook = getattr(old, "_hf_hook", None)
+    if hook is None:
+        return
+    from accelerate.hooks import add_hook_to_module
+
+    add_hook_to_module(new, hook)
+
+
+def patch(
+    model: nn.Module,
+    bits: int = 3,
+    group_size: int = 128,
+    method: str = "rtn",
+    *,
+    skip: Iterable[str] = DEFAULT_SKIP,
+    overrides: Mapping[str, int | Mapping[str, Any]] | None = None,
+    filter_fn: Callable[[nn.Module, str], bool] | None = None,
+    calibration: Iterable[Any] | None = None,
+    scale_dtype: torch.dtype = torch.float16,
+    progress: bool | None = None,
+    verbose: bool = False,
+) -> nn.Module:
+    """Replace the model's nn.Linear, HF Conv1D and nn.Conv2d layers in place; returns the model.
+
+    - skip: glob patterns on qualified module names to leave float (default: the lm_head).
+    - overrides: {pattern: bits} or {pattern: {"bits", "group_size", "method"}}; first match wins.
+    - filter_fn(module, name) -> bool: only modules it accepts are replaced.
+    - calibration: batches for method="gptq" (dicts are passed as model(**batch), tuples as
+      model(*batch), tensors as model(batch)); with a dict's "attention_mask", padding tokens
+      are left out of the statistics.
+    - Modules already low-bit are skipped (patching twice changes nothing more). Models on the
+      meta device get empty low-bit skeletons (what load() fills). Accelerate hooks move over.
+    The report (modules replaced, bytes before and after, skips) is `model.torch_lowbit_report`.
 
     Example:
         >>> import torch, torch_lowbit
-        >>> m = torch_lowbit.patch(torch.nn.Sequential(torch.nn.Linear(64, 64)), bits=3, group_size=32)
-        >>> type(m[0]).__name__
-        'LowBitLinear'
+        >>> m = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+        >>> m = torch_lowbit.patch(m, bits=3, group_size=32, overrides={"2": 4})
+        >>> [getattr(layer, "bits", None) for layer in m]
+        [3, None, 4]
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
-    check_bits(bits)
-    check_group_size(group_size)
-    for name, module in list(model.named_modules()):
-        for child_name, child in list(module.named_children()):
-            if isinstance(child, nn.Linear) and not isinstance(child, LowBitLinear):
-                setattr(module, child_name, LowBitLinear.from_linear(child, bits=bits, group_size=group_size, method=method))
+    if scale_dtype not in (torch.float16, torch.float32):
+        raise ValueError(f"scale_dtype: expected torch.float16 or torch.float32, got {scale_dtype}")
+    defaults = {"bits": bits, "group_size": group_size, "method": method}
+    _settings_for("", defaults, None)  # validates the defaults even if nothing matches
+    skip = tuple(skip)
+    report = PatchReport()
+    targets = []  # (name, kind, module, settings)
+    for name, module in model.named_modules():
+        if is_low_bit(module):
+            report.skipped.append((name, "already low-bit"))
+            continue
+        kind = _is_target(module)
+        if kind is None:
+            continue
+        if any(fnmatch.fnmatchcase(name, p) for p in skip):
+            report.skipped.append((name, "matched skip"))
+            continue
+        if filter_fn is not None and not filter_fn(module, name):
+            report.skipped.append((name, "rejected by filter_fn"))
+            continue
+        if kind == "conv2d" and module.padding_mode != "zeros":
+            report.skipped.append((name, f"padding_mode={module.padding_mode!r} (only 'zeros' is supported)"))
+            continue
+        if getattr(module, "_hf_hook", None) is not None and getattr(module._hf_hook, "offload", False):
+            raise ValueError(f"model: {name} is offloaded by accelerate (weights not in memory); dispatch it to CPU/GPU memory before patch()")
+        targets.append((name, kind, module, _settings_for(name, defaults, overrides)))
+
+    gptq_names = {name for name, _, _, s in targets if s["method"] == "gptq"}
+    if gptq_names and calibration is None:
+        raise ValueError("calibration: method='gptq' needs calibration batches, e.g. patch(model, method='gptq', calibration=[batch, ...])")
+    if calibration is not None and not gptq_names:
+        raise ValueError("calibration: only method='gptq' uses calibration batches")
+    if gptq_names and any(_weight_of(m).is_meta for n, _, m, _ in targets if n in gptq_names):
+        raise ValueError("model: method='gptq' needs real weights, the model is on the meta device")
+
+    show = progress if progress is not None else len(targets) > 50
+    bar = _progress(len(targets), show)
+    calibration = list(calibration) if calibration is not None else None
+    by_name = {t[0]: t for t in targets}
+    order = [t[0] for t in targets if t[0] not in gptq_names]
+    for name in order:
+        _replace(model, by_name[name], scale_dtype, None, report)
+        bar.update(1)
+    # GPTQ: stages of layers whose Hessians fit the memory budget, in module order, so later
+    # stages see the outputs of the already-quantized earlier ones.
+    gptq_targets = [t for t in targets if t[0] in gptq_names]
+    for stage in plan_stages(gptq_targets):
+        hessians, notes = collect_hessians(model, stage, calibration)
+        for target in stage:
+            _replace(model, target, scale_dtype, hessians.get(target[0]), report, notes.get(target[0]))
+            bar.update(1)
+        del hessians
+    bar.close()
+    model.torch_lowbit_report = report
+    if verbose:
+        print(report)
     return model
+
+
+def _replace(model: nn.Module, target, scale_dtype, hessian, report: PatchReport, note: str | None = None) -> None:
+    name, kind, module, settings = target
+    if settings["method"] == "gptq" and hessian is None:
+        # No statistics for this layer (a grouped conv, or it never ran on the calibration data):
+        # quantize it with GPTQ's own data-free grid and say so.
+        settings = dict(settings, method="bcq")
+        report.notes.append((name, f"gptq fell back to bcq: {note or 'no calibration inputs reached it'}"))
+    weight = _weight_of(module)
+    new = _build(kind, module, settings, scale_dtype, hessian)
+    _move_accelerate_hook(module, new)
+    parent_name, _, attr = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
+    report.replaced.append(
+        {"name": name, "kind": kind, **settings, "bytes_before": weight.numel() * weight.element_size(), "bytes_after": new.packed_nbytes}
+    )
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress(total: int, show: bool):
+    if not show:
+        return _NoBar()
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return _NoBar()
+    return tqdm(total=total, desc="torch_lowbit.patch", unit="layer")
