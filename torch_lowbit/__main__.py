@@ -41,10 +41,59 @@ def cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from torch_lowbit import demo
+
+    return demo.main(tuple(args.bits), args.method, args.group_size)
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    """Quantize a local HuggingFace checkpoint directory and save it with torch_lowbit.save."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    import torch_lowbit
+
+    model = AutoModel.from_pretrained(args.model_dir).eval()
+    tokenizer = None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
+    except (OSError, ValueError):
+        pass  # a model without tokenizer files (e.g. a vision model)
+    calibration = None
+    if args.method == "gptq":
+        if args.calibration is None or tokenizer is None:
+            raise SystemExit("quantize: --method gptq needs --calibration FILE (one text per line) and tokenizer files in MODEL_DIR")
+        with open(args.calibration) as f:
+            texts = [line.strip() for line in f if line.strip()]
+        calibration = [dict(tokenizer(texts[i : i + 16], padding=True, truncation=True, return_tensors="pt")) for i in range(0, len(texts), 16)]
+    torch_lowbit.patch(model, bits=args.bits, group_size=args.group_size, method=args.method, calibration=calibration, skip=args.skip, progress=True, verbose=True)
+    out = torch_lowbit.save(model, args.out_dir, tokenizer=tokenizer)
+    print(f"saved {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m torch_lowbit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("env", help="versions, compiled kernels, CPU features").set_defaults(fn=cmd_env)
+    demo = sub.add_parser("demo", help="quantize the bundled all-MiniLM-L6-v2 at 3 and 4 bits and compare with fp32")
+    demo.add_argument("--bits", type=int, nargs="+", default=[3, 4])
+    demo.add_argument("--method", default="gptq", choices=["rtn", "mse", "bcq", "gptq"])
+    demo.add_argument("--group-size", type=int, default=128)
+    demo.set_defaults(fn=cmd_demo)
+    quant = sub.add_parser("quantize", help="quantize a local HF checkpoint directory")
+    quant.add_argument("model_dir")
+    quant.add_argument("out_dir")
+    quant.add_argument("--bits", type=int, default=3)
+    quant.add_argument("--group-size", type=int, default=128)
+    quant.add_argument("--method", default="mse", choices=["rtn", "mse", "bcq", "gptq"])
+    quant.add_argument("--calibration", help="text file, one calibration sample per line (for --method gptq)")
+    quant.add_argument("--skip", nargs="*", default=["lm_head", "*.lm_head"], help="glob patterns of module names to keep float")
+    quant.set_defaults(fn=cmd_quantize)
     args = parser.parse_args(argv)
     return args.fn(args)
 
