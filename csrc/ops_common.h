@@ -30,16 +30,19 @@ inline at::Tensor new_output(at::IntArrayRef sizes, const at::TensorOptions& opt
 
 inline void check_bcq(const at::Tensor& planes, const at::Tensor& alpha, const at::Tensor& offset,
                       int64_t K, int64_t G) {
-  TORCH_CHECK(planes.scalar_type() == at::kByte && planes.dim() == 3,
-              "planes: expected uint8 [bits, N, Kp/8], got ", planes.scalar_type(), " ",
+  TORCH_CHECK(planes.scalar_type() == at::kByte && planes.dim() == 4 && planes.size(3) == kPanelRows,
+              "planes: expected uint8 [bits, ceil(N/16), Kp/8, 16], got ", planes.scalar_type(), " ",
               planes.sizes());
-  const int64_t bits = planes.size(0), N = planes.size(1), Kp = planes.size(2) * 8;
+  TORCH_CHECK(alpha.dim() == 3, "alpha: expected [bits, Kp/G, N], got ", alpha.sizes());
+  const int64_t bits = planes.size(0), N = alpha.size(2), Kp = planes.size(2) * 8;
+  TORCH_CHECK(planes.size(1) == (N + kPanelRows - 1) / kPanelRows, "planes: ", planes.size(1),
+              " panels of 16 rows do not fit N = ", N, " (from alpha)");
   TORCH_CHECK(bits >= 1 && bits <= 8, "planes: bits must be 1..8, got ", bits);
   TORCH_CHECK(G > 0 && G % 8 == 0 && Kp % G == 0, "group_size: ", G,
               " must be a positive multiple of 8 dividing the padded K ", Kp);
   TORCH_CHECK(K > 0 && K <= Kp && Kp - K < G + 32, "in_features: ", K,
               " does not match planes padded to ", Kp);
-  TORCH_CHECK(alpha.dim() == 3 && alpha.size(0) == bits && alpha.size(1) == Kp / G &&
+  TORCH_CHECK(alpha.size(0) == bits && alpha.size(1) == Kp / G &&
                   alpha.size(2) == N,
               "alpha: expected [", bits, ", ", Kp / G, ", ", N, "], got ", alpha.sizes());
   TORCH_CHECK(offset.dim() == 2 && offset.size(0) == Kp / G && offset.size(1) == N,
@@ -58,7 +61,7 @@ inline BcqWeight bcq_view(const at::Tensor& planes, const at::Tensor& alpha_f32,
   w.alpha = alpha_f32.data_ptr<float>();
   w.offset = offset_f32.data_ptr<float>();
   w.bits = planes.size(0);
-  w.N = planes.size(1);
+  w.N = alpha_f32.size(2);
   w.K = K;
   w.Kp = planes.size(2) * 8;
   w.group_size = G;

@@ -10,15 +10,17 @@ from torch_lowbit.format import pack_signs, padded_layout, unpack_signs
 def test_pack_unpack_round_trip():
     signs = torch.rand(3, 5, 64) > 0.5
     planes = pack_signs(signs)
-    assert planes.dtype == torch.uint8 and planes.shape == (3, 5, 8)
-    assert torch.equal(unpack_signs(planes), signs)
+    assert planes.dtype == torch.uint8 and planes.shape == (3, 1, 8, 16)  # 5 rows -> one 16-row panel
+    assert torch.equal(unpack_signs(planes, 5), signs)
+    assert (planes[:, :, :, 5:] == 0).all()  # padded rows are zero bits
 
 
 def test_bit_order_is_lsb_first():
-    signs = torch.zeros(1, 1, 32, dtype=torch.bool)
-    signs[0, 0, 9] = True  # k = 9 -> byte 1, bit 1
+    signs = torch.zeros(1, 18, 32, dtype=torch.bool)
+    signs[0, 17, 9] = True  # row 17 = panel 1, lane 1; k = 9 -> byte column 1, bit 1
     planes = pack_signs(signs)
-    assert planes[0, 0].tolist() == [0, 2, 0, 0]
+    assert planes.shape == (1, 2, 4, 16)
+    assert planes.nonzero().tolist() == [[0, 1, 1, 1]] and planes[0, 1, 1, 1] == 2
 
 
 @pytest.mark.parametrize("bits", range(1, 9))

@@ -26,11 +26,11 @@ def _conv_empty(x: torch.Tensor, out_channels: int, oh: int, ow: int) -> torch.T
 
 
 def _fake_bcq_dequantize(planes, alpha, offset, in_features, group_size):
-    return alpha.new_empty((planes.shape[1], in_features))
+    return alpha.new_empty((alpha.shape[2], in_features))
 
 
 def _fake_bcq_linear(x, planes, alpha, offset, in_features, group_size):
-    return x.new_empty((x.shape[0], planes.shape[1]))
+    return x.new_empty((x.shape[0], alpha.shape[2]))
 
 
 def _fake_tiled_gemm(x, weight):

@@ -2,9 +2,11 @@
 
     W[n, k] = sum_{b < bits} alpha[b, g, n] * s_b[n, k] + offset[g, n],   g = k // group_size
 
-s_b[n, k] = +1 where bit (k % 8) of planes[b, n, k // 8] is set, else -1. K is padded to Kp, a
-multiple of the effective group size (and of 32); padded columns are multiplied by zero
-activations in every kernel, so they never leak into results.
+s_b[n, k] = +1 where bit (k % 8) of byte (b, n, k // 8) is set, else -1. The planes are stored
+panel-major, [bits, ceil(N / 16), Kp / 8, 16]: the 16 rows of a panel sit side by side for each
+byte column (docs/FORMAT.md). K is padded to Kp, a multiple of the effective group size (and of
+32); padded columns are multiplied by zero activations in every kernel, so they never leak into
+results; padded rows of the last panel are zero bits and never read into an output.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import torch
 FORMAT_VERSION = 1
 ALLOWED_GROUP_SIZES = (32, 64, 128, 256, -1)  # -1: one group per output row ("per channel")
 ALLOWED_SCALE_DTYPES = (torch.float16, torch.float32)
+PANEL_ROWS = 16
 _BIT_WEIGHTS = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8)
 
 
@@ -43,19 +46,32 @@ def padded_layout(in_features: int, group_size: int) -> tuple[int, int]:
     return math.ceil(in_features / group_size) * group_size, group_size
 
 
+def panels(n: int) -> int:
+    return -(-n // PANEL_ROWS)
+
+
 def pack_signs(signs: torch.Tensor) -> torch.Tensor:
-    """bool [bits, N, Kp] (True = +1) -> uint8 planes [bits, N, Kp // 8], bit k % 8 of byte k // 8."""
+    """bool [bits, N, Kp] (True = +1) -> uint8 planes [bits, ceil(N/16), Kp // 8, 16]:
+    bit k % 8 of byte column k // 8, rows of a 16-row panel side by side."""
     bits, n, kp = signs.shape
     weights = _BIT_WEIGHTS.to(signs.device)
     grouped = signs.reshape(bits, n, kp // 8, 8).to(torch.uint8)
-    return (grouped * weights).sum(dim=-1, dtype=torch.uint8)
+    rows = (grouped * weights).sum(dim=-1, dtype=torch.uint8)  # [bits, N, Kp/8]
+    rows = torch.nn.functional.pad(rows, (0, 0, 0, panels(n) * PANEL_ROWS - n))
+    return rows.reshape(bits, panels(n), PANEL_ROWS, kp // 8).transpose(2, 3).contiguous()
 
 
-def unpack_signs(planes: torch.Tensor) -> torch.Tensor:
-    """uint8 planes [bits, N, Kp // 8] -> bool [bits, N, Kp]."""
+def row_bytes(planes: torch.Tensor, n: int) -> torch.Tensor:
+    """Panel-major planes -> row-major bytes [bits, N, Kp // 8]."""
+    bits, p, c, _ = planes.shape
+    return planes.transpose(2, 3).reshape(bits, p * PANEL_ROWS, c)[:, :n]
+
+
+def unpack_signs(planes: torch.Tensor, n: int) -> torch.Tensor:
+    """uint8 planes [bits, ceil(N/16), Kp // 8, 16] -> bool [bits, N, Kp]."""
+    rows = row_bytes(planes, n)
     shifts = torch.arange(8, device=planes.device, dtype=torch.uint8)
-    bits = (planes.unsqueeze(-1) >> shifts) & 1
-    return bits.reshape(planes.shape[0], planes.shape[1], -1).bool()
+    return ((rows.unsqueeze(-1) >> shifts) & 1).reshape(rows.shape[0], n, -1).bool()
 
 
 class QuantizedWeight:
@@ -88,8 +104,8 @@ class QuantizedWeight:
         check_group_size(group_size)
         n, k = shape[0], math.prod(shape[1:])
         kp, g = padded_layout(k, group_size)
-        if planes.dtype != torch.uint8 or planes.dim() != 3 or planes.shape[1:] != (n, kp // 8):
-            raise ValueError(f"planes: expected uint8 [bits, {n}, {kp // 8}], got {planes.dtype} {tuple(planes.shape)}")
+        if planes.dtype != torch.uint8 or planes.dim() != 4 or planes.shape[1:] != (panels(n), kp // 8, PANEL_ROWS):
+            raise ValueError(f"planes: expected uint8 [bits, {panels(n)}, {kp // 8}, {PANEL_ROWS}], got {planes.dtype} {tuple(planes.shape)}")
         bits = check_bits(planes.shape[0])
         if alpha.dtype not in ALLOWED_SCALE_DTYPES or tuple(alpha.shape) != (bits, kp // g, n):
             raise ValueError(f"alpha: expected fp16/fp32 [{bits}, {kp // g}, {n}], got {alpha.dtype} {tuple(alpha.shape)}")

@@ -14,14 +14,14 @@ import torch
 from torch import nn
 
 from torch_lowbit import ops
-from torch_lowbit.format import QuantizedWeight, padded_layout
+from torch_lowbit.format import PANEL_ROWS, QuantizedWeight, padded_layout, panels
 
 
 def empty_quantized_weight(shape: tuple[int, ...], bits: int, group_size: int, method: str, scale_dtype: torch.dtype, device) -> QuantizedWeight:
     """An uninitialised QuantizedWeight of the right shapes (a skeleton to load into; meta is fine)."""
     n, k = shape[0], math.prod(shape[1:])
     kp, g = padded_layout(k, group_size)
-    planes = torch.empty(bits, n, kp // 8, dtype=torch.uint8, device=device)
+    planes = torch.empty(bits, panels(n), kp // 8, PANEL_ROWS, dtype=torch.uint8, device=device)
     alpha = torch.empty(bits, kp // g, n, dtype=scale_dtype, device=device)
     offset = torch.empty(kp // g, n, dtype=scale_dtype, device=device)
     return QuantizedWeight(planes, alpha, offset, shape, group_size, method)

@@ -6,11 +6,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from torch_lowbit.format import unpack_signs
+
 
 def bcq_dequantize(planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, in_features: int, group_size: int) -> torch.Tensor:
-    """W[n, k] = sum_b alpha[b, k // G, n] * (+1 if bit k % 8 of planes[b, n, k // 8] else -1) + offset[k // G, n]."""
-    shifts = torch.arange(8, device=planes.device, dtype=torch.uint8)
-    signs = ((planes.unsqueeze(-1) >> shifts) & 1).reshape(planes.shape[0], planes.shape[1], -1).float() * 2 - 1
+    """W[n, k] = sum_b alpha[b, k // G, n] * (+1 if bit k % 8 of byte (b, n, k // 8) else -1) + offset[k // G, n]."""
+    signs = unpack_signs(planes, alpha.shape[2]).float() * 2 - 1  # [bits, N, Kp]
     a = alpha.float().permute(0, 2, 1).repeat_interleave(group_size, dim=2)  # [bits, N, Kp]
     z = offset.float().t().repeat_interleave(group_size, dim=1)  # [N, Kp]
     w = (a * signs).sum(dim=0) + z

@@ -27,6 +27,8 @@ def _bcq_gemm_kernel(
     n_ok = offs_n < N
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     row_bytes = Kp // 8
+    P = (N + 15) // 16  # planes are panel-major: [bits, P, Kp/8, 16]
+    panel = (offs_n // 16) * row_bytes * 16 + offs_n % 16
     for k0 in range(0, Kp, BLOCK_K):
         offs_k = k0 + tl.arange(0, BLOCK_K)
         x = tl.load(x_ptr + offs_m[:, None] * K + offs_k[None, :],
@@ -36,7 +38,7 @@ def _bcq_gemm_kernel(
         w = tl.load(offset_ptr + g[:, None] * N + offs_n[None, :], mask=wmask, other=0.0).to(tl.float32)
         shift = (offs_k % 8).to(tl.uint8)
         for b in tl.static_range(BITS):
-            byte = tl.load(planes_ptr + (b * N + offs_n[None, :]) * row_bytes + offs_k[:, None] // 8,
+            byte = tl.load(planes_ptr + b * P * row_bytes * 16 + panel[None, :] + (offs_k[:, None] // 8) * 16,
                            mask=wmask, other=0)
             a = tl.load(alpha_ptr + (b * NG + g[:, None]) * N + offs_n[None, :], mask=wmask, other=0.0).to(tl.float32)
             bit = (byte >> shift[:, None]) & 1
@@ -53,7 +55,8 @@ def bcq_gemm(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset:
              in_features: int, group_size: int, block_m: int, block_n: int, block_k: int) -> torch.Tensor:
     """x [M, K] (contiguous) -> y [M, N] in x's dtype."""
     M, K = x.shape
-    bits, N, row_bytes = planes.shape
+    bits, _, row_bytes, _ = planes.shape
+    N = alpha.shape[2]
     Kp = row_bytes * 8
     y = new_output((M, N), x.dtype, x.device)
     if M == 0 or N == 0:

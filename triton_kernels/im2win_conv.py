@@ -72,7 +72,9 @@ def _im2win_conv_kernel(
             w = tl.load(offset_ptr + gk[:, None] * O + o_glob[None, :], mask=wmask, other=0.0).to(tl.float32)
             shift = (kk % 8).to(tl.uint8)
             for b in tl.static_range(BITS):
-                byte = tl.load(planes_ptr + (b * O + o_glob[None, :]) * (Kp // 8) + kk[:, None] // 8, mask=wmask, other=0)
+                # panel-major planes [bits, ceil(O/16), Kp/8, 16]
+                byte = tl.load(planes_ptr + (b * ((O + 15) // 16) + o_glob[None, :] // 16) * (Kp // 8) * 16
+                               + (kk[:, None] // 8) * 16 + o_glob[None, :] % 16, mask=wmask, other=0)
                 al = tl.load(alpha_ptr + (b * NG + gk[:, None]) * O + o_glob[None, :], mask=wmask, other=0.0).to(tl.float32)
                 w += tl.where(((byte >> shift[:, None]) & 1) != 0, al, -al)
             w = tl.where(wmask, w, 0.0)

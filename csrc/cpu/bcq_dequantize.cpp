@@ -5,14 +5,13 @@ namespace cpu {
 
 void bcq_dequantize_block(const BcqWeight& w, int64_t n0, int64_t n1, int64_t k0, int64_t k1,
                           float* out, int64_t ld) {
-  const int64_t rb = w.row_bytes();
   for (int64_t n = n0; n < n1; ++n) {
     float* o = out + (n - n0) * ld;
     for (int64_t k = k0; k < k1; ++k) {
       const int64_t g = k / w.group_size;
       float v = w.offset[g * w.N + n];
       for (int64_t b = 0; b < w.bits; ++b) {
-        const uint8_t byte = w.planes[(b * w.N + n) * rb + (k >> 3)];
+        const uint8_t byte = w.byte_at(b, n, k >> 3);
         const float a = w.alpha[(b * w.ngroups() + g) * w.N + n];
         v += ((byte >> (k & 7)) & 1) ? a : -a;
       }

@@ -42,10 +42,11 @@ void lut_gemm_rows(const float* tables, const float* group_sums, int64_t M, cons
       float acc = 0.f;
       for (int64_t g = 0; g < ng; ++g) {
         for (int64_t b = 0; b < w.bits; ++b) {
-          const uint8_t* p = w.planes + (b * w.N + n) * rb + g * chunks_per_group;
-          const float* t = tm + g * chunks_per_group * kLutEntries;
+          const int64_t c0 = g * chunks_per_group;
+          const uint8_t* p = w.planes + w.panel_offset(b, n / kPanelRows, c0) + n % kPanelRows;
+          const float* t = tm + c0 * kLutEntries;
           float s = 0.f;
-          for (int64_t i = 0; i < chunks_per_group; ++i) s += t[i * kLutEntries + p[i]];
+          for (int64_t i = 0; i < chunks_per_group; ++i) s += t[i * kLutEntries + p[i * kPanelRows]];
           acc += w.alpha[(b * ng + g) * w.N + n] * s;
         }
         acc += w.offset[g * w.N + n] * group_sums[m * ng + g];

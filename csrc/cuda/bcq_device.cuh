@@ -10,7 +10,7 @@ __device__ __forceinline__ float bcq_weight_at(const BcqWeight& w, int64_t n, in
   const int64_t ng = w.Kp / w.group_size;
   float v = w.offset[g * w.N + n];
   for (int64_t b = 0; b < w.bits; ++b) {
-    const uint8_t byte = w.planes[(b * w.N + n) * (w.Kp / 8) + (k >> 3)];
+    const uint8_t byte = w.byte_at(b, n, k >> 3);
     const float a = w.alpha[(b * ng + g) * w.N + n];
     v += ((byte >> (k & 7)) & 1) ? a : -a;
   }

@@ -128,8 +128,7 @@ at::Tensor im2win_conv2d_bcq_cuda(const at::Tensor& x, const at::Tensor& planes,
   TORCH_CHECK(weight_shape.size() == 4, "weight_shape: expected [O, C/groups, R, S]");
   const int64_t K = weight_shape[1] * weight_shape[2] * weight_shape[3];
   check_bcq(planes, alpha, offset, K, G);
-  TORCH_CHECK(planes.size(1) == weight_shape[0], "planes: ", planes.size(1), " rows for ",
-              weight_shape[0], " output channels");
+  TORCH_CHECK(alpha.size(2) == weight_shape[0], "alpha: ", alpha.size(2), " rows for ", weight_shape[0], " output channels");
   TORCH_CHECK(planes.device() == x.device(), "weight: expected on ", x.device());
   const c10::cuda::CUDAGuard guard(x.device());
   BcqOnDevice w(planes, alpha, offset, K, G);

@@ -44,7 +44,7 @@ __global__ void lut_gemm_kernel(const float* __restrict__ x, int64_t M, BcqWeigh
       if (src == lane && n < w.N) {
         const int64_t g = (c * 8) / w.group_size;
         for (int64_t b = 0; b < w.bits; ++b) {
-          const uint8_t byte = w.planes[(b * w.N + n) * chunks + c];
+          const uint8_t byte = w.byte_at(b, n, c);
           acc += w.alpha[(b * ng + g) * w.N + n] * t[byte];
         }
         acc += w.offset[g * w.N + n] * total;
