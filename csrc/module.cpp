@@ -2,6 +2,10 @@
 // TORCH_LIBRARY_IMPL blocks); build_info() feeds `python -m torch_lowbit env`.
 #include <torch/extension.h>
 
+#include <stdexcept>
+#include <string>
+
+#include "cpu/isa.h"
 #include "cpu/kernels.h"
 
 #ifndef TORCH_LOWBIT_CUDA_ARCHS
@@ -18,6 +22,22 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
 #endif
     info["cuda_archs"] = TORCH_LOWBIT_CUDA_ARCHS;
     info["cpu_features"] = torch_lowbit::cpu::cpu_features();
+    info["cpu_isa_best"] = torch_lowbit::cpu::isa_name(torch_lowbit::cpu::best_isa());
+    info["cpu_isa"] = torch_lowbit::cpu::isa_name(torch_lowbit::cpu::active_isa());
     return info;
+  });
+  // Force a SIMD path ("portable", "avx2", "avx512"); ValueError if this CPU lacks it.
+  m.def("set_cpu_isa", [](const std::string& name) {
+    using torch_lowbit::cpu::Isa;
+    Isa isa;
+    if (name == "portable") isa = Isa::kPortable;
+    else if (name == "avx2") isa = Isa::kAvx2;
+    else if (name == "avx512") isa = Isa::kAvx512;
+    else throw pybind11::value_error("isa: expected 'portable', 'avx2' or 'avx512', got '" + name + "'");
+    try {
+      torch_lowbit::cpu::set_isa(isa);
+    } catch (const std::invalid_argument& e) {
+      throw pybind11::value_error(e.what());
+    }
   });
 }

@@ -24,11 +24,24 @@ def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     return ((out.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-12)).item()
 
 
+class CpuBackend(str):
+    """backend="cpu" with the SIMD path (ISA) the CPU kernels are forced to for the test."""
+
+    def __new__(cls, isa):
+        obj = super().__new__(cls, "cpu")
+        obj.isa = isa
+        return obj
+
+
+CPU_ISAS = [isa for isa in ("avx512", "avx2", "portable") if ["portable", "avx2", "avx512"].index(isa) <= ["portable", "avx2", "avx512"].index(torch_lowbit.build_info()["cpu_isa_best"])]
+
+
 def kernel_backends():
-    """(backend, device) pairs to test; CUDA-only ones carry the `cuda` mark."""
+    """(backend, device) pairs to test: the CPU kernels once per SIMD path this CPU supports,
+    Triton, and CUDA (CUDA-only ones carry the `cuda` mark)."""
     has_gpu = torch.cuda.is_available()
     cuda_mark = pytest.mark.skipif(not has_gpu, reason="needs a CUDA GPU")
-    params = [pytest.param("cpu", "cpu", id="cpu")]
+    params = [pytest.param(CpuBackend(isa), "cpu", id=f"cpu-{isa}") for isa in CPU_ISAS]
     if backends.triton_available():
         params.append(pytest.param("triton", "cuda" if has_gpu else "cpu", id="triton"))
     params.append(pytest.param("cuda", "cuda", id="cuda", marks=[pytest.mark.cuda, cuda_mark]))
@@ -41,6 +54,21 @@ def make_input(shape, dtype, device, seed=None, memory_format=None):
     if memory_format is not None:
         x = x.contiguous(memory_format=memory_format)
     return x.to(device)
+
+
+@pytest.fixture(autouse=True)
+def _forced_cpu_isa(request):
+    backend = getattr(request.node, "callspec", None) and request.node.callspec.params.get("backend")
+    if not isinstance(backend, CpuBackend):
+        yield
+        return
+    from torch_lowbit import _C
+
+    _C.set_cpu_isa(backend.isa)
+    try:
+        yield
+    finally:
+        _C.set_cpu_isa(torch_lowbit.build_info()["cpu_isa_best"])
 
 
 @pytest.fixture(autouse=True)

@@ -23,3 +23,10 @@ def test_tiled_gemm_dense_matches_reference(backend, device, dtype):
 def test_tiled_gemm_dense_equals_f_linear_fp32():
     x, w = torch.randn(37, 513), torch.randn(129, 513)
     assert rel_err(torch_lowbit.ops.tiled_gemm(x, w), torch.nn.functional.linear(x, w)) < 1e-5
+
+
+@pytest.mark.parametrize("backend,device", kernel_backends())
+def test_tiled_gemm_dense_large_odd(backend, device):
+    for m, n, k in [(7, 1000, 700), (100, 77, 1030)]:
+        x, w = make_input((m, k), torch.float32, device), make_input((n, k), torch.float32, device)
+        assert rel_err(torch_lowbit.ops.tiled_gemm(x, w, backend=backend).cpu(), (x @ w.T).cpu()) < 3e-5

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../ops_common.h"
+#include "isa.h"
 #include "kernels.h"
 
 namespace torch_lowbit {
@@ -28,6 +29,9 @@ at::Tensor bcq_dequantize_cpu(const at::Tensor& planes, const at::Tensor& alpha,
   return out.to(alpha.scalar_type());
 }
 
+// LUT-GEMM: tables for a block of activation rows, then threads over 16-row panels (SIMD) or
+// rows (portable). The SIMD paths use 16-entry tables (mu = 4); the portable path 256-entry
+// tables (mu = 8), which cost fewer adds per weight byte when there is no vector lookup.
 at::Tensor lut_gemm_cpu(const at::Tensor& x, const at::Tensor& planes, const at::Tensor& alpha,
                         const at::Tensor& offset, int64_t K, int64_t G) {
   check_bcq(planes, alpha, offset, K, G);
@@ -38,35 +42,59 @@ at::Tensor lut_gemm_cpu(const at::Tensor& x, const at::Tensor& planes, const at:
   const int64_t M = x.size(0);
   auto y = new_output({M, w.N}, x.options().dtype(at::kFloat));
   if (M == 0) return y.to(x.scalar_type());
-  // Tables for a block of rows at a time: Kp/8 * 256 floats per row.
+  const cpu::Isa isa = cpu::active_isa();
+  const bool simd = isa != cpu::Isa::kPortable;
   constexpr int64_t kRowsPerBlock = 8;
-  const int64_t table_stride = w.row_bytes() * cpu::kLutEntries;
+  const int64_t table_stride = simd ? (w.Kp / 4) * cpu::kLut16Entries : w.row_bytes() * cpu::kLutEntries;
   std::vector<float> tables(kRowsPerBlock * table_stride), sums(kRowsPerBlock * w.ngroups());
   for (int64_t m0 = 0; m0 < M; m0 += kRowsPerBlock) {
     const int64_t mb = std::min(kRowsPerBlock, M - m0);
     at::parallel_for(0, mb, 1, [&](int64_t i0, int64_t i1) {
-      for (int64_t i = i0; i < i1; ++i)
-        cpu::lut_build_tables(xf.data_ptr<float>() + (m0 + i) * K, K, w.Kp, G,
-                              tables.data() + i * table_stride, sums.data() + i * w.ngroups());
+      for (int64_t i = i0; i < i1; ++i) {
+        const float* xr = xf.data_ptr<float>() + (m0 + i) * K;
+        float* t = tables.data() + i * table_stride;
+        float* gs = sums.data() + i * w.ngroups();
+        if (simd)
+          cpu::lut16_build_tables(xr, K, w.Kp, G, t, gs);
+        else
+          cpu::lut_build_tables(xr, K, w.Kp, G, t, gs);
+      }
     });
     float* yb = y.data_ptr<float>() + m0 * w.N;
-    at::parallel_for(0, w.N, 64, [&](int64_t n0, int64_t n1) {
-      cpu::lut_gemm_rows(tables.data(), sums.data(), mb, w, n0, n1, yb);
-    });
+    if (simd) {
+      at::parallel_for(0, w.panels(), 4, [&](int64_t p0, int64_t p1) {
+        if (isa == cpu::Isa::kAvx512)
+          cpu::lut_gemm_panels_avx512(tables.data(), sums.data(), mb, w, p0, p1, yb);
+        else
+          cpu::lut_gemm_panels_avx2(tables.data(), sums.data(), mb, w, p0, p1, yb);
+      });
+    } else {
+      at::parallel_for(0, w.N, 64, [&](int64_t n0, int64_t n1) {
+        cpu::lut_gemm_rows(tables.data(), sums.data(), mb, w, n0, n1, yb);
+      });
+    }
   }
   return y.to(x.scalar_type());
 }
 
+// Threads over column tiles of y; tile_fn(isa, n0, n1, y, scratch) computes one.
 template <typename TileFn>
 at::Tensor run_tiled(const at::Tensor& x, int64_t N, TileFn tile_fn) {
   const int64_t M = x.size(0);
   auto y = new_output({M, N}, x.options().dtype(at::kFloat));
-  const int64_t tiles = (N + cpu::kGemmTileN - 1) / cpu::kGemmTileN;
+  const cpu::Isa isa = cpu::active_isa();
+  const bool simd = isa != cpu::Isa::kPortable;
+  int64_t tile_n = simd ? cpu::kSimdTileN : cpu::kGemmTileN;
+  // Enough tiles for every thread when N is small (tiles stay multiples of 32 columns).
+  const int64_t threads = at::get_num_threads();
+  while (tile_n > 32 && (N + tile_n - 1) / tile_n < 2 * threads) tile_n /= 2;
+  const int64_t scratch_floats = simd ? cpu::kSimdTileN * cpu::kSimdTileK : cpu::kGemmTileN * cpu::kGemmTileK;
+  const int64_t tiles = (N + tile_n - 1) / tile_n;
   at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
-    std::vector<float> scratch(cpu::kGemmTileN * cpu::kGemmTileK);
+    std::vector<float> scratch(scratch_floats);
     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t n0 = t * cpu::kGemmTileN;
-      tile_fn(n0, std::min(N, n0 + cpu::kGemmTileN), y.data_ptr<float>(), scratch.data());
+      const int64_t n0 = t * tile_n;
+      tile_fn(isa, n0, std::min(N, n0 + tile_n), y.data_ptr<float>(), scratch.data());
     }
   });
   return y.to(x.scalar_type());
@@ -78,9 +106,16 @@ at::Tensor tiled_gemm_cpu(const at::Tensor& x, const at::Tensor& weight) {
   check_activation(x, weight.size(1), weight);
   const auto xf = f32(x), wf = f32(weight);
   const int64_t M = x.size(0), K = x.size(1), N = weight.size(0);
-  return run_tiled(x, N, [&](int64_t n0, int64_t n1, float* y, float* scratch) {
-    cpu::tiled_gemm_dense_tile(xf.data_ptr<float>(), M, K, wf.data_ptr<float>(), N, n0, n1, y,
-                               scratch);
+  const float* xp = xf.data_ptr<float>();
+  const float* wp = wf.data_ptr<float>();
+  return run_tiled(x, N, [&](cpu::Isa isa, int64_t n0, int64_t n1, float* y, float* scratch) {
+    if (isa == cpu::Isa::kAvx512)
+      cpu::tiled_gemm_dense_simd_avx512(xp, M, K, wp, N, n0, n1, y, scratch);
+    else if (isa == cpu::Isa::kAvx2)
+      cpu::tiled_gemm_dense_simd_avx2(xp, M, K, wp, N, n0, n1, y, scratch);
+    else
+      for (int64_t t = n0; t < n1; t += cpu::kGemmTileN)
+        cpu::tiled_gemm_dense_tile(xp, M, K, wp, N, t, std::min(n1, t + cpu::kGemmTileN), y, scratch);
   });
 }
 
@@ -92,8 +127,16 @@ at::Tensor tiled_gemm_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
   const auto p = planes.contiguous();
   const auto a = f32(alpha), o = f32(offset), xf = f32(x);
   const BcqWeight w = bcq_view(p, a, o, K, G);
-  return run_tiled(x, w.N, [&](int64_t n0, int64_t n1, float* y, float* scratch) {
-    cpu::tiled_gemm_bcq_tile(xf.data_ptr<float>(), x.size(0), w, n0, n1, y, scratch);
+  const float* xp = xf.data_ptr<float>();
+  const int64_t M = x.size(0);
+  return run_tiled(x, w.N, [&](cpu::Isa isa, int64_t n0, int64_t n1, float* y, float* scratch) {
+    if (isa == cpu::Isa::kAvx512)
+      cpu::tiled_gemm_bcq_simd_avx512(xp, M, w, n0, n1, y, scratch);
+    else if (isa == cpu::Isa::kAvx2)
+      cpu::tiled_gemm_bcq_simd_avx2(xp, M, w, n0, n1, y, scratch);
+    else
+      for (int64_t t = n0; t < n1; t += cpu::kGemmTileN)
+        cpu::tiled_gemm_bcq_tile(xp, M, w, t, std::min(n1, t + cpu::kGemmTileN), y, scratch);
   });
 }
 

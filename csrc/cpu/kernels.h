@@ -52,6 +52,31 @@ void im2win_compute_tile(const float* win, const float* tile, const float* bias,
                          const ConvShape& s, int64_t g, int64_t o0, int64_t ob, int64_t row0,
                          int64_t row1, float* out_nhwc);
 
+// ---- SIMD paths (lut_gemm_simd.cpp: AVX2 and AVX-512 builds of one source) ----
+// Tables of mu = 4: tables16[i * 16 + c] = sum_j (bit j of c ? +x : -x)[4 i + j] for the Kp / 4
+// chunks, and group_sums as above.
+constexpr int64_t kLut16Entries = 16;
+void lut16_build_tables(const float* x, int64_t K, int64_t Kp, int64_t group_size, float* tables,
+                        float* group_sums);
+// y[m * N + n] for m < M and the rows of panels [p0, p1), from tables16 of M rows.
+void lut_gemm_panels_avx512(const float* tables, const float* group_sums, int64_t M,
+                            const BcqWeight& w, int64_t p0, int64_t p1, float* y);
+void lut_gemm_panels_avx2(const float* tables, const float* group_sums, int64_t M,
+                          const BcqWeight& w, int64_t p0, int64_t p1, float* y);
+
+// Tiled GEMM with a SIMD micro-kernel (tiled_gemm_simd.cpp). Rows [n0, n1) of W, at most
+// kSimdTileN of them, n0 a multiple of 16; scratch holds kSimdTileK * kSimdTileN floats.
+constexpr int64_t kSimdTileN = 256;
+constexpr int64_t kSimdTileK = 256;
+void tiled_gemm_dense_simd_avx512(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
+                                  int64_t n0, int64_t n1, float* y, float* scratch);
+void tiled_gemm_bcq_simd_avx512(const float* x, int64_t M, const BcqWeight& w, int64_t n0,
+                                int64_t n1, float* y, float* scratch);
+void tiled_gemm_dense_simd_avx2(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
+                                int64_t n0, int64_t n1, float* y, float* scratch);
+void tiled_gemm_bcq_simd_avx2(const float* x, int64_t M, const BcqWeight& w, int64_t n0,
+                              int64_t n1, float* y, float* scratch);
+
 // ---- CPU feature report (cpuid) for `python -m torch_lowbit env` ----
 const char* cpu_features();
 

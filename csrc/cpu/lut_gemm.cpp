@@ -30,6 +30,24 @@ void lut_build_tables(const float* x, int64_t K, int64_t Kp, int64_t group_size,
   }
 }
 
+void lut16_build_tables(const float* x, int64_t K, int64_t Kp, int64_t group_size, float* tables,
+                        float* group_sums) {
+  for (int64_t g = 0; g < Kp / group_size; ++g) group_sums[g] = 0.f;
+  for (int64_t i = 0; i < Kp / 4; ++i) {
+    float xs[4];
+    float total = 0.f;
+    for (int j = 0; j < 4; ++j) {
+      const int64_t k = i * 4 + j;
+      xs[j] = k < K ? x[k] : 0.f;
+      total += xs[j];
+    }
+    group_sums[(i * 4) / group_size] += total;
+    float* t = tables + i * kLut16Entries;
+    t[0] = -total;
+    for (int c = 1; c < 16; ++c) t[c] = t[c & (c - 1)] + 2.f * xs[__builtin_ctz(c)];
+  }
+}
+
 void lut_gemm_rows(const float* tables, const float* group_sums, int64_t M, const BcqWeight& w,
                    int64_t n0, int64_t n1, float* y) {
   const int64_t rb = w.row_bytes();

@@ -1,0 +1,87 @@
+// LUT-GEMM, AVX-512: tables of mu = 4 activations (16 fp32 entries, one zmm), looked up for the
+// 16 rows of a panel at once with vpermps. Each stored byte holds two 4-bit chunks (low nibble
+// = k 0..3, high = k 4..7), so one 16-byte load of a panel's byte column feeds two lookups of
+// 16 rows. Exact fp32 sums (no table quantisation), fp32 accumulation.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels.h"
+
+// Only this file's own functions get the ISA: every header is included above, so no inline or
+// template function from a header is compiled for it (and then shared with other files).
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
+
+namespace torch_lowbit {
+namespace cpu {
+namespace {
+
+template <int BITS>
+void panel(const float* tables, const float* group_sums, int64_t M, const BcqWeight& w, int64_t p,
+           float* y) {
+  const int64_t n0 = p * kPanelRows;
+  const int64_t rows = std::min<int64_t>(kPanelRows, w.N - n0);
+  const __mmask16 live = static_cast<__mmask16>((1u << rows) - 1u);
+  const int64_t ng = w.ngroups(), cols_per_group = w.group_size / 8;
+  const int64_t table_stride = (w.Kp / 4) * kLut16Entries;
+  const __m512i low_nibble = _mm512_set1_epi32(15);
+  for (int64_t m = 0; m < M; ++m) {
+    const float* tm = tables + m * table_stride;
+    __m512 out = _mm512_setzero_ps();
+    for (int64_t g = 0; g < ng; ++g) {
+      // Two accumulators per plane (even/odd byte columns) halve the add dependency chain.
+      __m512 acc[BITS][2];
+      for (int b = 0; b < BITS; ++b) acc[b][0] = acc[b][1] = _mm512_setzero_ps();
+      const int64_t c0 = g * cols_per_group;
+      for (int64_t c = c0; c < c0 + cols_per_group; ++c) {
+        const __m512 t_lo = _mm512_loadu_ps(tm + (2 * c) * kLut16Entries);
+        const __m512 t_hi = _mm512_loadu_ps(tm + (2 * c + 1) * kLut16Entries);
+        const int parity = static_cast<int>(c & 1);
+#pragma GCC unroll 8
+        for (int b = 0; b < BITS; ++b) {
+          const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.planes + w.panel_offset(b, p, c)));
+          const __m512i idx = _mm512_cvtepu8_epi32(bytes);
+          const __m512 lo = _mm512_permutexvar_ps(_mm512_and_si512(idx, low_nibble), t_lo);
+          const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(idx, 4), t_hi);
+          acc[b][parity] = _mm512_add_ps(acc[b][parity], _mm512_add_ps(lo, hi));
+        }
+      }
+#pragma GCC unroll 8
+      for (int b = 0; b < BITS; ++b) {
+        const __m512 alpha = _mm512_maskz_loadu_ps(live, w.alpha + (b * ng + g) * w.N + n0);
+        out = _mm512_fmadd_ps(alpha, _mm512_add_ps(acc[b][0], acc[b][1]), out);
+      }
+      const __m512 offset = _mm512_maskz_loadu_ps(live, w.offset + g * w.N + n0);
+      out = _mm512_fmadd_ps(offset, _mm512_set1_ps(group_sums[m * ng + g]), out);
+    }
+    _mm512_mask_storeu_ps(y + m * w.N + n0, live, out);
+  }
+}
+
+template <int BITS>
+void panels(const float* tables, const float* group_sums, int64_t M, const BcqWeight& w, int64_t p0,
+            int64_t p1, float* y) {
+  for (int64_t p = p0; p < p1; ++p) panel<BITS>(tables, group_sums, M, w, p, y);
+}
+
+}  // namespace
+
+void lut_gemm_panels_avx512(const float* tables, const float* group_sums, int64_t M,
+                            const BcqWeight& w, int64_t p0, int64_t p1, float* y) {
+  switch (w.bits) {
+    case 1: return panels<1>(tables, group_sums, M, w, p0, p1, y);
+    case 2: return panels<2>(tables, group_sums, M, w, p0, p1, y);
+    case 3: return panels<3>(tables, group_sums, M, w, p0, p1, y);
+    case 4: return panels<4>(tables, group_sums, M, w, p0, p1, y);
+    case 5: return panels<5>(tables, group_sums, M, w, p0, p1, y);
+    case 6: return panels<6>(tables, group_sums, M, w, p0, p1, y);
+    case 7: return panels<7>(tables, group_sums, M, w, p0, p1, y);
+    default: return panels<8>(tables, group_sums, M, w, p0, p1, y);
+  }
+}
+
+}  // namespace cpu
+}  // namespace torch_lowbit
+
+#pragma GCC pop_options

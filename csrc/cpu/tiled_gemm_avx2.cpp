@@ -1,0 +1,151 @@
+// Tiled GEMM, AVX2: the AVX-512 design with 8-lane registers. Strips are Bp[k][16]; the
+// micro-kernel is 6x16 (12 ymm accumulators). BCQ expansion turns each 16-bit row mask into
+// lane masks (broadcast, and with the lane's bit, compare) for a blend of +/-alpha.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "kernels.h"
+
+// Only this file's own functions get the ISA: every header is included above, so no inline or
+// template function from a header is compiled for it (and then shared with other files).
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+
+namespace torch_lowbit {
+namespace cpu {
+namespace {
+
+constexpr int kNR = 16;
+constexpr int kMR = 6;
+
+void load_panel_floats(const float* src, int64_t rows, __m256* out) {
+  float buf[kPanelRows] = {};
+  std::copy(src, src + rows, buf);
+  out[0] = _mm256_loadu_ps(buf);
+  out[1] = _mm256_loadu_ps(buf + 8);
+}
+
+void expand_bcq_panel(const BcqWeight& w, int64_t p, int64_t k0, int64_t kb, float* dst) {
+  const int64_t n0 = p * kPanelRows;
+  const int64_t rows = std::min<int64_t>(kPanelRows, w.N - n0);
+  const int64_t ng = w.ngroups();
+  const __m256i lane_bits0 = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+  const __m256i lane_bits1 = _mm256_slli_epi32(lane_bits0, 8);
+  for (int64_t k = k0; k < k0 + kb;) {
+    const int64_t g = k / w.group_size;
+    const int64_t end = std::min(k0 + kb, (g + 1) * w.group_size);
+    __m256 alpha[8][2], offset[2];
+    for (int64_t b = 0; b < w.bits; ++b) load_panel_floats(w.alpha + (b * ng + g) * w.N + n0, rows, alpha[b]);
+    load_panel_floats(w.offset + g * w.N + n0, rows, offset);
+    for (; k < end; k += 8) {
+      const int64_t c = k / 8;
+      __m128i bytes[8];
+      for (int64_t b = 0; b < w.bits; ++b)
+        bytes[b] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.planes + w.panel_offset(b, p, c)));
+      for (int t = 0; t < 8; ++t) {
+        __m256 v0 = offset[0], v1 = offset[1];
+        const __m128i shift = _mm_cvtsi32_si128(7 - t);
+        for (int64_t b = 0; b < w.bits; ++b) {
+          const __m256i mask = _mm256_set1_epi32(_mm_movemask_epi8(_mm_sll_epi16(bytes[b], shift)));
+          const __m256 plus0 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(mask, lane_bits0), lane_bits0));
+          const __m256 plus1 = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(mask, lane_bits1), lane_bits1));
+          const __m256 neg0 = _mm256_sub_ps(_mm256_setzero_ps(), alpha[b][0]);
+          const __m256 neg1 = _mm256_sub_ps(_mm256_setzero_ps(), alpha[b][1]);
+          v0 = _mm256_add_ps(v0, _mm256_blendv_ps(neg0, alpha[b][0], plus0));
+          v1 = _mm256_add_ps(v1, _mm256_blendv_ps(neg1, alpha[b][1], plus1));
+        }
+        _mm256_storeu_ps(dst + (k - k0 + t) * kNR, v0);
+        _mm256_storeu_ps(dst + (k - k0 + t) * kNR + 8, v1);
+      }
+    }
+  }
+}
+
+template <int MR>
+void micro_kernel(const float* a, int64_t lda, const float* bp, int64_t kb, float* c, int64_t ldc,
+                  int64_t cols) {
+  __m256 acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kb; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(bp + k * kNR);
+    const __m256 b1 = _mm256_loadu_ps(bp + k * kNR + 8);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m256 av = _mm256_broadcast_ss(a + i * lda + k);
+      acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float buf[kNR];
+    _mm256_storeu_ps(buf, acc[i][0]);
+    _mm256_storeu_ps(buf + 8, acc[i][1]);
+    float* ci = c + i * ldc;
+    for (int64_t j = 0; j < cols; ++j) ci[j] += buf[j];
+  }
+}
+
+void sweep_rows(const float* x, int64_t M, int64_t K, int64_t k0, int64_t kb, const float* strips,
+                int64_t n0, int64_t n1, int64_t N, float* y) {
+  const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
+  for (int64_t m0 = 0; m0 < M; m0 += kMR) {
+    const int64_t mr = std::min<int64_t>(kMR, M - m0);
+    for (int64_t s = 0; s < nstrips; ++s) {
+      const int64_t col = n0 + s * kNR;
+      const int64_t cols = std::min<int64_t>(kNR, n1 - col);
+      const float* a = x + m0 * K + k0;
+      const float* bp = strips + s * kSimdTileK * kNR;
+      float* c = y + m0 * N + col;
+      switch (mr) {
+        case 6: micro_kernel<6>(a, K, bp, kb, c, N, cols); break;
+        case 5: micro_kernel<5>(a, K, bp, kb, c, N, cols); break;
+        case 4: micro_kernel<4>(a, K, bp, kb, c, N, cols); break;
+        case 3: micro_kernel<3>(a, K, bp, kb, c, N, cols); break;
+        case 2: micro_kernel<2>(a, K, bp, kb, c, N, cols); break;
+        default: micro_kernel<1>(a, K, bp, kb, c, N, cols); break;
+      }
+    }
+  }
+}
+
+void zero_columns(float* y, int64_t M, int64_t N, int64_t n0, int64_t n1) {
+  for (int64_t m = 0; m < M; ++m) std::fill(y + m * N + n0, y + m * N + n1, 0.f);
+}
+
+}  // namespace
+
+void tiled_gemm_bcq_simd_avx2(const float* x, int64_t M, const BcqWeight& w, int64_t n0,
+                              int64_t n1, float* y, float* scratch) {
+  zero_columns(y, M, w.N, n0, n1);
+  const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
+  for (int64_t k0 = 0; k0 < w.K; k0 += kSimdTileK) {
+    const int64_t kb = std::min(kSimdTileK, w.K - k0);
+    const int64_t kb8 = (kb + 7) / 8 * 8;
+    for (int64_t s = 0; s < nstrips; ++s)
+      expand_bcq_panel(w, (n0 + s * kNR) / kPanelRows, k0, kb8, scratch + s * kSimdTileK * kNR);
+    sweep_rows(x, M, w.K, k0, kb, scratch, n0, n1, w.N, y);
+  }
+}
+
+void tiled_gemm_dense_simd_avx2(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
+                                int64_t n0, int64_t n1, float* y, float* scratch) {
+  zero_columns(y, M, N, n0, n1);
+  const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
+  for (int64_t k0 = 0; k0 < K; k0 += kSimdTileK) {
+    const int64_t kb = std::min(kSimdTileK, K - k0);
+    for (int64_t s = 0; s < nstrips; ++s) {
+      float* strip = scratch + s * kSimdTileK * kNR;
+      for (int j = 0; j < kNR; ++j) {
+        const int64_t n = n0 + s * kNR + j;
+        for (int64_t k = 0; k < kb; ++k) strip[k * kNR + j] = n < n1 ? w[n * K + k0 + k] : 0.f;
+      }
+    }
+    sweep_rows(x, M, K, k0, kb, scratch, n0, n1, N, y);
+  }
+}
+
+}  // namespace cpu
+}  // namespace torch_lowbit
+
+#pragma GCC pop_options

@@ -1,0 +1,154 @@
+// Tiled GEMM, AVX-512: y[M, n0:n1) = x[M, K] @ W[n0:n1, K]^T.
+// Per K-slice of kSimdTileK, the weight rows are expanded once into 32-column strips
+// Bp[k][32] (from dense rows, or from BCQ panels: each stored byte column of a 16-row panel
+// gives, per bit t, a 16-bit row mask -> one masked blend of +/-alpha per plane), then a 6x32
+// register-tiled micro-kernel (12 zmm accumulators) sweeps all rows of x over the strips.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels.h"
+
+// Only this file's own functions get the ISA: every header is included above, so no inline or
+// template function from a header is compiled for it (and then shared with other files).
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
+
+namespace torch_lowbit {
+namespace cpu {
+namespace {
+
+constexpr int kNR = 32;
+constexpr int kMR = 6;
+
+inline __mmask16 live_mask(int64_t cols) {
+  return cols >= 16 ? static_cast<__mmask16>(0xFFFF) : cols <= 0 ? 0 : static_cast<__mmask16>((1u << cols) - 1u);
+}
+
+// Rows [16 p, 16 p + 16) of W, k in [k0, k0 + kb), into dst[(k - k0) * 32 + j].
+void expand_bcq_panel(const BcqWeight& w, int64_t p, int64_t k0, int64_t kb, float* dst) {
+  const int64_t n0 = p * kPanelRows;
+  const __mmask16 live = live_mask(w.N - n0);
+  const int64_t ng = w.ngroups();
+  for (int64_t k = k0; k < k0 + kb;) {
+    const int64_t g = k / w.group_size;
+    const int64_t end = std::min(k0 + kb, (g + 1) * w.group_size);
+    __m512 alpha[8];
+    for (int64_t b = 0; b < w.bits; ++b) alpha[b] = _mm512_maskz_loadu_ps(live, w.alpha + (b * ng + g) * w.N + n0);
+    const __m512 offset = _mm512_maskz_loadu_ps(live, w.offset + g * w.N + n0);
+    for (; k < end; k += 8) {
+      const int64_t c = k / 8;  // k0 and group boundaries are multiples of 8
+      __m128i bytes[8];
+      for (int64_t b = 0; b < w.bits; ++b)
+        bytes[b] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.planes + w.panel_offset(b, p, c)));
+      for (int t = 0; t < 8; ++t) {
+        __m512 v = offset;
+        const __m128i shift = _mm_cvtsi32_si128(7 - t);
+        for (int64_t b = 0; b < w.bits; ++b) {
+          // Bit t of each row's byte moved to the byte's top bit, then one bit per row.
+          const __mmask16 plus = static_cast<__mmask16>(_mm_movemask_epi8(_mm_sll_epi16(bytes[b], shift)));
+          v = _mm512_add_ps(v, _mm512_mask_blend_ps(plus, _mm512_sub_ps(_mm512_setzero_ps(), alpha[b]), alpha[b]));
+        }
+        _mm512_storeu_ps(dst + (k - k0 + t) * kNR, v);
+      }
+    }
+  }
+}
+
+template <int MR>
+void micro_kernel(const float* a, int64_t lda, const float* bp, int64_t kb, float* c, int64_t ldc,
+                  __mmask16 m0, __mmask16 m1) {
+  __m512 acc[MR][2];
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kb; ++k) {
+    const __m512 b0 = _mm512_loadu_ps(bp + k * kNR);
+    const __m512 b1 = _mm512_loadu_ps(bp + k * kNR + 16);
+#pragma GCC unroll 6
+    for (int i = 0; i < MR; ++i) {
+      const __m512 av = _mm512_set1_ps(a[i * lda + k]);
+      acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    _mm512_mask_storeu_ps(ci, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), acc[i][0]));
+    _mm512_mask_storeu_ps(ci + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), acc[i][1]));
+  }
+}
+
+void sweep_rows(const float* x, int64_t M, int64_t K, int64_t k0, int64_t kb, const float* strips,
+                int64_t n0, int64_t n1, int64_t N, float* y) {
+  const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
+  for (int64_t m0 = 0; m0 < M; m0 += kMR) {
+    const int64_t mr = std::min<int64_t>(kMR, M - m0);
+    for (int64_t s = 0; s < nstrips; ++s) {
+      const int64_t col = n0 + s * kNR;
+      const __mmask16 mk0 = live_mask(n1 - col), mk1 = live_mask(n1 - col - 16);
+      const float* a = x + m0 * K + k0;
+      const float* bp = strips + s * kSimdTileK * kNR;
+      float* c = y + m0 * N + col;
+      switch (mr) {
+        case 6: micro_kernel<6>(a, K, bp, kb, c, N, mk0, mk1); break;
+        case 5: micro_kernel<5>(a, K, bp, kb, c, N, mk0, mk1); break;
+        case 4: micro_kernel<4>(a, K, bp, kb, c, N, mk0, mk1); break;
+        case 3: micro_kernel<3>(a, K, bp, kb, c, N, mk0, mk1); break;
+        case 2: micro_kernel<2>(a, K, bp, kb, c, N, mk0, mk1); break;
+        default: micro_kernel<1>(a, K, bp, kb, c, N, mk0, mk1); break;
+      }
+    }
+  }
+}
+
+void zero_columns(float* y, int64_t M, int64_t N, int64_t n0, int64_t n1) {
+  for (int64_t m = 0; m < M; ++m) std::fill(y + m * N + n0, y + m * N + n1, 0.f);
+}
+
+}  // namespace
+
+void tiled_gemm_bcq_simd_avx512(const float* x, int64_t M, const BcqWeight& w, int64_t n0,
+                                int64_t n1, float* y, float* scratch) {
+  zero_columns(y, M, w.N, n0, n1);
+  const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
+  for (int64_t k0 = 0; k0 < w.K; k0 += kSimdTileK) {
+    const int64_t kb = std::min(kSimdTileK, w.K - k0);
+    const int64_t kb8 = (kb + 7) / 8 * 8;  // whole byte columns (the tail past K is never read)
+    for (int64_t s = 0; s < nstrips; ++s) {
+      float* strip = scratch + s * kSimdTileK * kNR;
+      for (int half = 0; half < 2; ++half) {
+        const int64_t p = (n0 + s * kNR) / kPanelRows + half;
+        // A panel past n1 leaves its half of the strip unread (the micro-kernel masks it out).
+        if (p * kPanelRows < n1) expand_bcq_panel(w, p, k0, kb8, strip + 16 * half);
+      }
+    }
+    sweep_rows(x, M, w.K, k0, kb, scratch, n0, n1, w.N, y);
+  }
+}
+
+void tiled_gemm_dense_simd_avx512(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
+                                  int64_t n0, int64_t n1, float* y, float* scratch) {
+  zero_columns(y, M, N, n0, n1);
+  const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
+  for (int64_t k0 = 0; k0 < K; k0 += kSimdTileK) {
+    const int64_t kb = std::min(kSimdTileK, K - k0);
+    for (int64_t s = 0; s < nstrips; ++s) {
+      float* strip = scratch + s * kSimdTileK * kNR;
+      for (int j = 0; j < kNR; ++j) {
+        const int64_t n = n0 + s * kNR + j;
+        if (n < n1) {
+          const float* row = w + n * K + k0;
+          for (int64_t k = 0; k < kb; ++k) strip[k * kNR + j] = row[k];
+        } else {
+          for (int64_t k = 0; k < kb; ++k) strip[k * kNR + j] = 0.f;
+        }
+      }
+    }
+    sweep_rows(x, M, K, k0, kb, scratch, n0, n1, N, y);
+  }
+}
+
+}  // namespace cpu
+}  // namespace torch_lowbit
+
+#pragma GCC pop_options
