@@ -47,21 +47,24 @@ inline void check_bcq(const at::Tensor& planes, const at::Tensor& alpha, const a
               "alpha: expected [", bits, ", ", Kp / G, ", ", N, "], got ", alpha.sizes());
   TORCH_CHECK(offset.dim() == 2 && offset.size(0) == Kp / G && offset.size(1) == N,
               "offset: expected [", Kp / G, ", ", N, "], got ", offset.sizes());
-  TORCH_CHECK(alpha.is_floating_point() && offset.is_floating_point(),
-              "alpha/offset: expected floating point");
+  TORCH_CHECK((alpha.scalar_type() == at::kHalf || alpha.scalar_type() == at::kFloat) &&
+                  offset.scalar_type() == alpha.scalar_type(),
+              "alpha/offset: expected both float16 or both float32, got ", alpha.scalar_type(), " and ",
+              offset.scalar_type());
   TORCH_CHECK(planes.device() == alpha.device() && planes.device() == offset.device(),
               "planes, alpha and offset must be on one device");
 }
 
-// Callers keep the contiguous fp32 copies alive while the view is used.
-inline BcqWeight bcq_view(const at::Tensor& planes, const at::Tensor& alpha_f32,
-                          const at::Tensor& offset_f32, int64_t K, int64_t G) {
+// A view of contiguous tensors (fp16 or fp32 scales, read as stored); callers keep them alive.
+inline BcqWeight bcq_view(const at::Tensor& planes, const at::Tensor& alpha,
+                          const at::Tensor& offset, int64_t K, int64_t G) {
   BcqWeight w;
   w.planes = planes.data_ptr<uint8_t>();
-  w.alpha = alpha_f32.data_ptr<float>();
-  w.offset = offset_f32.data_ptr<float>();
+  w.alpha = alpha.data_ptr();
+  w.offset = offset.data_ptr();
+  w.half = alpha.scalar_type() == at::kHalf;
   w.bits = planes.size(0);
-  w.N = alpha_f32.size(2);
+  w.N = alpha.size(2);
   w.K = K;
   w.Kp = planes.size(2) * 8;
   w.group_size = G;

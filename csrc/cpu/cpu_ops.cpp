@@ -19,7 +19,7 @@ at::Tensor bcq_dequantize_cpu(const at::Tensor& planes, const at::Tensor& alpha,
                               const at::Tensor& offset, int64_t K, int64_t G) {
   check_bcq(planes, alpha, offset, K, G);
   const auto p = planes.contiguous();
-  const auto a = f32(alpha), o = f32(offset);
+  const auto a = alpha.contiguous(), o = offset.contiguous();
   const BcqWeight w = bcq_view(p, a, o, K, G);
   auto out = new_output({w.N, K}, alpha.options().dtype(at::kFloat));
   float* dst = out.data_ptr<float>();
@@ -37,7 +37,8 @@ at::Tensor lut_gemm_cpu(const at::Tensor& x, const at::Tensor& planes, const at:
   check_bcq(planes, alpha, offset, K, G);
   check_activation(x, K, planes);
   const auto p = planes.contiguous();
-  const auto a = f32(alpha), o = f32(offset), xf = f32(x);
+  const auto a = alpha.contiguous(), o = offset.contiguous();
+  const auto xf = f32(x);
   const BcqWeight w = bcq_view(p, a, o, K, G);
   const int64_t M = x.size(0);
   auto y = new_output({M, w.N}, x.options().dtype(at::kFloat));
@@ -125,7 +126,8 @@ at::Tensor tiled_gemm_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
   check_bcq(planes, alpha, offset, K, G);
   check_activation(x, K, planes);
   const auto p = planes.contiguous();
-  const auto a = f32(alpha), o = f32(offset), xf = f32(x);
+  const auto a = alpha.contiguous(), o = offset.contiguous();
+  const auto xf = f32(x);
   const BcqWeight w = bcq_view(p, a, o, K, G);
   const float* xp = xf.data_ptr<float>();
   const int64_t M = x.size(0);
@@ -203,7 +205,7 @@ at::Tensor im2win_conv2d_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
   TORCH_CHECK(alpha.size(2) == weight_shape[0], "alpha: ", alpha.size(2), " rows for ", weight_shape[0], " output channels");
   TORCH_CHECK(planes.device() == x.device(), "weight: expected on ", x.device());
   const auto p = planes.contiguous();
-  const auto a = f32(alpha), o = f32(offset);
+  const auto a = alpha.contiguous(), o = offset.contiguous();
   const BcqWeight w = bcq_view(p, a, o, K, G);
   return run_im2win(x, weight_shape, bias, stride, padding, dilation, groups,
                     [&](const ConvShape& s, int64_t g, int64_t o0, int64_t ob, float* tile,

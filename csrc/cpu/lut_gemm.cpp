@@ -65,9 +65,9 @@ void lut_gemm_rows(const float* tables, const float* group_sums, int64_t M, cons
           const float* t = tm + c0 * kLutEntries;
           float s = 0.f;
           for (int64_t i = 0; i < chunks_per_group; ++i) s += t[i * kLutEntries + p[i * kPanelRows]];
-          acc += w.alpha[(b * ng + g) * w.N + n] * s;
+          acc += w.alpha_at(b, g, n) * s;
         }
-        acc += w.offset[g * w.N + n] * group_sums[m * ng + g];
+        acc += w.offset_at(g, n) * group_sums[m * ng + g];
       }
       y[m * w.N + n] = acc;
     }

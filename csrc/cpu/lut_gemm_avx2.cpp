@@ -56,13 +56,13 @@ void panel(const float* tables, const float* group_sums, int64_t M, const BcqWei
         for (int b = 0; b < BITS; ++b) {
           for (int j = 0; j < 8; ++j) {
             const int64_t r = 8 * h + j;
-            alpha_buf[r] = r < rows ? w.alpha[(b * ng + g) * w.N + n0 + r] : 0.f;
+            alpha_buf[r] = r < rows ? w.alpha_at(b, g, n0 + r) : 0.f;
           }
           out[h] = _mm256_fmadd_ps(_mm256_loadu_ps(alpha_buf + 8 * h), acc[b][h], out[h]);
         }
         for (int j = 0; j < 8; ++j) {
           const int64_t r = 8 * h + j;
-          alpha_buf[r] = r < rows ? w.offset[g * w.N + n0 + r] : 0.f;
+          alpha_buf[r] = r < rows ? w.offset_at(g, n0 + r) : 0.f;
         }
         out[h] = _mm256_fmadd_ps(_mm256_loadu_ps(alpha_buf + 8 * h), _mm256_set1_ps(group_sums[m * ng + g]), out[h]);
       }

@@ -17,6 +17,12 @@ namespace torch_lowbit {
 namespace cpu {
 namespace {
 
+// 16 scales (fp16 or fp32 as stored), rows past N read as zero.
+inline __m512 load_scales(const void* src, bool half, __mmask16 live) {
+  if (half) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(live, src));
+  return _mm512_maskz_loadu_ps(live, src);
+}
+
 template <int BITS>
 void panel(const float* tables, const float* group_sums, int64_t M, const BcqWeight& w, int64_t p,
            float* y) {
@@ -30,29 +36,31 @@ void panel(const float* tables, const float* group_sums, int64_t M, const BcqWei
     const float* tm = tables + m * table_stride;
     __m512 out = _mm512_setzero_ps();
     for (int64_t g = 0; g < ng; ++g) {
-      // Two accumulators per plane (even/odd byte columns) halve the add dependency chain.
-      __m512 acc[BITS][2];
-      for (int b = 0; b < BITS; ++b) acc[b][0] = acc[b][1] = _mm512_setzero_ps();
-      const int64_t c0 = g * cols_per_group;
-      for (int64_t c = c0; c < c0 + cols_per_group; ++c) {
-        const __m512 t_lo = _mm512_loadu_ps(tm + (2 * c) * kLut16Entries);
-        const __m512 t_hi = _mm512_loadu_ps(tm + (2 * c + 1) * kLut16Entries);
-        const int parity = static_cast<int>(c & 1);
+      // Two accumulators per plane (even/odd byte columns, the loop unrolled by 2) halve the
+      // add dependency chain; indices are compile-time so they stay in registers.
+      __m512 acc0[BITS], acc1[BITS];
+      for (int b = 0; b < BITS; ++b) acc0[b] = acc1[b] = _mm512_setzero_ps();
+      const int64_t c0 = g * cols_per_group;  // cols_per_group = G / 8 is even
+      for (int64_t c = c0; c < c0 + cols_per_group; c += 2) {
+        const float* t = tm + 2 * c * kLut16Entries;
+        const __m512 t0 = _mm512_loadu_ps(t), t1 = _mm512_loadu_ps(t + 16);
+        const __m512 t2 = _mm512_loadu_ps(t + 32), t3 = _mm512_loadu_ps(t + 48);
 #pragma GCC unroll 8
         for (int b = 0; b < BITS; ++b) {
-          const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.planes + w.panel_offset(b, p, c)));
-          const __m512i idx = _mm512_cvtepu8_epi32(bytes);
-          const __m512 lo = _mm512_permutexvar_ps(_mm512_and_si512(idx, low_nibble), t_lo);
-          const __m512 hi = _mm512_permutexvar_ps(_mm512_srli_epi32(idx, 4), t_hi);
-          acc[b][parity] = _mm512_add_ps(acc[b][parity], _mm512_add_ps(lo, hi));
+          const uint8_t* src = w.planes + w.panel_offset(b, p, c);
+          const __m512i i0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)));
+          const __m512i i1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + kPanelRows)));
+          acc0[b] = _mm512_add_ps(acc0[b], _mm512_add_ps(_mm512_permutexvar_ps(_mm512_and_si512(i0, low_nibble), t0),
+                                                         _mm512_permutexvar_ps(_mm512_srli_epi32(i0, 4), t1)));
+          acc1[b] = _mm512_add_ps(acc1[b], _mm512_add_ps(_mm512_permutexvar_ps(_mm512_and_si512(i1, low_nibble), t2),
+                                                         _mm512_permutexvar_ps(_mm512_srli_epi32(i1, 4), t3)));
         }
       }
 #pragma GCC unroll 8
       for (int b = 0; b < BITS; ++b) {
-        const __m512 alpha = _mm512_maskz_loadu_ps(live, w.alpha + (b * ng + g) * w.N + n0);
-        out = _mm512_fmadd_ps(alpha, _mm512_add_ps(acc[b][0], acc[b][1]), out);
+        out = _mm512_fmadd_ps(load_scales(w.alpha_ptr(b, g, n0), w.half, live), _mm512_add_ps(acc0[b], acc1[b]), out);
       }
-      const __m512 offset = _mm512_maskz_loadu_ps(live, w.offset + g * w.N + n0);
+      const __m512 offset = load_scales(w.offset_ptr(g, n0), w.half, live);
       out = _mm512_fmadd_ps(offset, _mm512_set1_ps(group_sums[m * ng + g]), out);
     }
     _mm512_mask_storeu_ps(y + m * w.N + n0, live, out);

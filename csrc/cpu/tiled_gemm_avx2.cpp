@@ -19,9 +19,10 @@ namespace {
 constexpr int kNR = 16;
 constexpr int kMR = 6;
 
-void load_panel_floats(const float* src, int64_t rows, __m256* out) {
+// Scales of 16 rows from index idx of base (fp16 or fp32), rows past N as zero.
+void load_panel_scales(const BcqWeight& w, const void* base, int64_t idx, int64_t rows, __m256* out) {
   float buf[kPanelRows] = {};
-  std::copy(src, src + rows, buf);
+  for (int64_t r = 0; r < rows; ++r) buf[r] = w.scale_at(base, idx + r);
   out[0] = _mm256_loadu_ps(buf);
   out[1] = _mm256_loadu_ps(buf + 8);
 }
@@ -36,8 +37,8 @@ void expand_bcq_panel(const BcqWeight& w, int64_t p, int64_t k0, int64_t kb, flo
     const int64_t g = k / w.group_size;
     const int64_t end = std::min(k0 + kb, (g + 1) * w.group_size);
     __m256 alpha[8][2], offset[2];
-    for (int64_t b = 0; b < w.bits; ++b) load_panel_floats(w.alpha + (b * ng + g) * w.N + n0, rows, alpha[b]);
-    load_panel_floats(w.offset + g * w.N + n0, rows, offset);
+    for (int64_t b = 0; b < w.bits; ++b) load_panel_scales(w, w.alpha, (b * ng + g) * w.N + n0, rows, alpha[b]);
+    load_panel_scales(w, w.offset, g * w.N + n0, rows, offset);
     for (; k < end; k += 8) {
       const int64_t c = k / 8;
       __m128i bytes[8];

@@ -22,6 +22,11 @@ namespace {
 constexpr int kNR = 32;
 constexpr int kMR = 6;
 
+inline __m512 load_scales(const void* src, bool half, __mmask16 live) {
+  if (half) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(live, src));
+  return _mm512_maskz_loadu_ps(live, src);
+}
+
 inline __mmask16 live_mask(int64_t cols) {
   return cols >= 16 ? static_cast<__mmask16>(0xFFFF) : cols <= 0 ? 0 : static_cast<__mmask16>((1u << cols) - 1u);
 }
@@ -35,8 +40,8 @@ void expand_bcq_panel(const BcqWeight& w, int64_t p, int64_t k0, int64_t kb, flo
     const int64_t g = k / w.group_size;
     const int64_t end = std::min(k0 + kb, (g + 1) * w.group_size);
     __m512 alpha[8];
-    for (int64_t b = 0; b < w.bits; ++b) alpha[b] = _mm512_maskz_loadu_ps(live, w.alpha + (b * ng + g) * w.N + n0);
-    const __m512 offset = _mm512_maskz_loadu_ps(live, w.offset + g * w.N + n0);
+    for (int64_t b = 0; b < w.bits; ++b) alpha[b] = load_scales(w.alpha_ptr(b, g, n0), w.half, live);
+    const __m512 offset = load_scales(w.offset_ptr(g, n0), w.half, live);
     for (; k < end; k += 8) {
       const int64_t c = k / 8;  // k0 and group boundaries are multiples of 8
       __m128i bytes[8];

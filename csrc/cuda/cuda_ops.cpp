@@ -24,7 +24,7 @@ struct BcqOnDevice {
   at::Tensor planes, alpha, offset;
   BcqWeight view;
   BcqOnDevice(const at::Tensor& p, const at::Tensor& a, const at::Tensor& o, int64_t K, int64_t G)
-      : planes(p.contiguous()), alpha(f32(a)), offset(f32(o)),
+      : planes(p.contiguous()), alpha(a.contiguous()), offset(o.contiguous()),
         view(bcq_view(planes, alpha, offset, K, G)) {}
 };
 

@@ -45,9 +45,9 @@ __global__ void lut_gemm_kernel(const float* __restrict__ x, int64_t M, BcqWeigh
         const int64_t g = (c * 8) / w.group_size;
         for (int64_t b = 0; b < w.bits; ++b) {
           const uint8_t byte = w.byte_at(b, n, c);
-          acc += w.alpha[(b * ng + g) * w.N + n] * t[byte];
+          acc += w.alpha_at(b, g, n) * t[byte];
         }
-        acc += w.offset[g * w.N + n] * total;
+        acc += w.offset_at(g, n) * total;
       }
       __syncwarp();
     }
