@@ -74,6 +74,12 @@ def unpack_signs(planes: torch.Tensor, n: int) -> torch.Tensor:
     return ((rows.unsqueeze(-1) >> shifts) & 1).reshape(rows.shape[0], n, -1).bool()
 
 
+def _native_cuda() -> bool:
+    from torch_lowbit._ext import has_cuda_kernels
+
+    return has_cuda_kernels()
+
+
 class QuantizedWeight:
     """A low-bit weight in BCQ form, for `torch_lowbit.ops` and the patched modules.
 
@@ -158,10 +164,17 @@ class QuantizedWeight:
 
     # ---- conversion ----
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """The float weight this represents, in its original shape (plain PyTorch, any device)."""
+        """The float weight this represents, in its original shape.
+
+        Runs the native bcq_dequantize op on CPU/CUDA tensors, plain PyTorch elsewhere.
+        """
         from torch_lowbit import reference
 
-        w = reference.bcq_dequantize(self.planes, self.alpha.float(), self.offset.float(), *self.op_args()[3:])
+        planes, alpha, offset, k, g = self.op_args()
+        if self.device.type in ("cpu", "cuda") and not (self.device.type == "cuda" and not _native_cuda()):
+            w = torch.ops.torch_lowbit.bcq_dequantize(planes, alpha.float(), offset.float(), k, g)
+        else:
+            w = reference.bcq_dequantize(planes, alpha.float(), offset.float(), k, g)
         return w.reshape(self.shape).to(dtype)
 
     def to(self, *args: Any, **kwargs: Any) -> "QuantizedWeight":

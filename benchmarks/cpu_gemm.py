@@ -1,0 +1,161 @@
+"""CPU GEMV/GEMM benchmark: torch_lowbit's LUT-GEMM and tiled GEMM against torch's own kernels,
+side by side in one process.
+
+    python benchmarks/cpu_gemm.py --threads 2            # the issue's full grid
+    python benchmarks/cpu_gemm.py --threads 2 --quick    # (11008, 4096), m 1/16/256, 3-bit
+
+Baselines: F.linear fp32 and bf16, torch's int4 CPU kernel (_weight_int4pack_mm_for_cpu, group
+128) and int8 weight-only kernel (_weight_int8pack_mm), both fed bf16 activations (their fast
+path: with fp32 activations they are 20-30x slower here), and dequantize-then-F.linear.
+llama.cpp (through llama-cpp-python) is not wired in yet. --cold rotates through copies of each
+weight totalling more than the last-level cache (300 MB here) so weights come from DRAM.
+Writes benchmarks/results/cpu_gemm.{json,md} and a plot cpu_gemm.png when matplotlib is present.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+
+import torch
+import torch.nn.functional as F
+
+import torch_lowbit
+from harness import machine, median_ms, write
+
+SHAPES = [(4096, 4096), (11008, 4096), (4096, 11008), (14336, 4096), (28672, 8192)]
+LLC_BYTES = 300 * 2**20
+
+
+def int4_pack(w: torch.Tensor, group: int = 128):
+    n, k = w.shape
+    g = w.reshape(n, k // group, group)
+    low, high = g.amin(-1), g.amax(-1)
+    scale = ((high - low) / 15).clamp_min(1e-8)
+    q = ((g - low.unsqueeze(-1)) / scale.unsqueeze(-1)).round().clamp(0, 15).to(torch.int32).reshape(n, k)
+    packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 2)
+    # torch's int4 weight: (q - 8) * scale + zero, so zero = low + 8 * scale
+    sz = torch.stack([scale, low + 8 * scale], dim=-1).transpose(0, 1).contiguous()
+    return packed, sz
+
+
+def rotating(make_copy, nbytes: int, cold: bool):
+    """Copies of a weight to rotate through: one when hot, enough to exceed the LLC when cold."""
+    count = max(2, math.ceil(2 * LLC_BYTES / max(nbytes, 1))) if cold else 1
+    return [make_copy() for _ in range(count)]
+
+
+def bench_shape(n: int, k: int, ms: list[int], bits_list: list[int], cold: bool, quick: bool) -> list[dict]:
+    w = torch.randn(n, k)
+    rows = []
+    state = {"i": 0}
+
+    def pick(copies):
+        return copies[state["i"] % len(copies)]
+
+    def step(i):
+        state["i"] = i + 1
+
+    fp32_w = rotating(lambda: w.clone(), w.numel() * 4, cold)
+    bf16_w = rotating(lambda: w.bfloat16(), w.numel() * 2, cold)
+    int8_q = (w / (w.abs().amax(1, keepdim=True) / 127)).round().to(torch.int8)
+    int8_s = (w.abs().amax(1) / 127).bfloat16().contiguous()
+    int8_w = rotating(lambda: int8_q.clone(), int8_q.numel(), cold)
+    int4 = rotating(lambda: tuple(t.bfloat16() if t.is_floating_point() else t for t in int4_pack(w)), n * k // 2, cold)
+    qws = {b: rotating(lambda b=b: torch_lowbit.quantize_weight(w, bits=b, group_size=128), torch_lowbit.quantize_weight(w[:16], bits=b).nbytes * n // 16, cold) for b in bits_list}
+    for m in ms:
+        x = torch.randn(m, k)
+        xb = x.bfloat16()
+        base = {
+            "fp32 F.linear": (median_ms(lambda: F.linear(x, pick(fp32_w)), setup=step), n * k * 4),
+            "bf16 F.linear": (median_ms(lambda: F.linear(xb, pick(bf16_w)), setup=step), n * k * 2),
+            "torch int4 (g128)": (median_ms(lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(xb, pick(int4)[0], 128, pick(int4)[1]), setup=step), n * k // 2),
+            "torch int8": (median_ms(lambda: torch.ops.aten._weight_int8pack_mm(xb, pick(int8_w), int8_s), setup=step), n * k),
+        }
+        for name, (t, nbytes) in base.items():
+            rows.append({"N": n, "K": k, "m": m, "bits": None, "kernel": name, "ms": t, "weight_bytes": nbytes})
+        for b in bits_list:
+            qw0 = qws[b][0]
+            ours = {f"torch_lowbit {b}-bit auto": lambda: torch_lowbit.ops.linear(x, pick(qws[b]))}
+            if not quick:
+                ours[f"torch_lowbit {b}-bit lut_gemm"] = lambda: torch_lowbit.ops.lut_gemm(x, pick(qws[b]))
+                ours[f"torch_lowbit {b}-bit tiled_gemm"] = lambda: torch_lowbit.ops.tiled_gemm(x, pick(qws[b]))
+            if b == 3 and not cold:
+                ours["3-bit dequantize + F.linear"] = lambda: F.linear(x, qw0.dequantize())
+            for name, fn in ours.items():
+                rows.append({"N": n, "K": k, "m": m, "bits": b, "kernel": name, "ms": median_ms(fn, setup=step), "weight_bytes": qw0.nbytes})
+    for r in rows:
+        r["GB/s"] = r["weight_bytes"] / (r["ms"] * 1e-3) / 1e9
+        same = [o for o in rows if o["N"] == n and o["m"] == r["m"]]
+        r["vs fp32"] = next(o["ms"] for o in same if o["kernel"] == "fp32 F.linear") / r["ms"]
+        r["vs bf16"] = next(o["ms"] for o in same if o["kernel"] == "bf16 F.linear") / r["ms"]
+        r["vs int4"] = next(o["ms"] for o in same if o["kernel"] == "torch int4 (g128)") / r["ms"]
+    return rows
+
+
+def markdown(rows: list[dict], meta: dict, command: str) -> str:
+    out = [
+        f"CPU GEMM benchmark — {meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, ISA {meta['cpu_isa']}, {meta['date']}",
+        f"Command: `{command}`. Times are medians; ratios are speedups over the baseline in the same run (>1 = faster).",
+        "",
+        "| N x K | m | kernel | ms | weight GB/s | vs fp32 | vs bf16 | vs torch int4 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        out.append(f"| {r['N']}x{r['K']} | {r['m']} | {r['kernel']} | {r['ms']:.3f} | {r['GB/s']:.1f} | {r['vs fp32']:.2f}x | {r['vs bf16']:.2f}x | {r['vs int4']:.2f}x |")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    shapes = sorted({(r["N"], r["K"]) for r in rows})
+    fig, axes = plt.subplots(1, len(shapes), figsize=(5 * len(shapes), 4), squeeze=False)
+    for ax, (n, k) in zip(axes[0], shapes):
+        for kernel in sorted({r["kernel"] for r in rows if r["N"] == n and r["K"] == k}):
+            pts = sorted((r["m"], r["vs fp32"]) for r in rows if r["N"] == n and r["K"] == k and r["kernel"] == kernel)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=kernel)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{n} x {k}")
+        ax.set_xlabel("m (activation rows)")
+        ax.set_ylabel("speedup over fp32 F.linear")
+        ax.axhline(1.0, color="gray", lw=0.5)
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    import sys
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--cold", action="store_true")
+    ap.add_argument("--m", type=int, nargs="+")
+    ap.add_argument("--bits", type=int, nargs="+")
+    ap.add_argument("--shapes", nargs="+", help="NxK, e.g. 11008x4096")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes] if args.shapes else ([(11008, 4096)] if args.quick else SHAPES)
+    ms = args.m or ([1, 16, 256] if args.quick else [1, 4, 16, 64, 256])
+    bits = args.bits or ([3] if args.quick else [2, 3, 4, 8])
+    meta = machine()
+    rows = []
+    for n, k in shapes:
+        rows += bench_shape(n, k, ms, bits, args.cold, args.quick)
+        print(f"done {n}x{k}", flush=True)
+    command = "python benchmarks/" + " ".join(["cpu_gemm.py"] + sys.argv[1:])
+    md = markdown(rows, meta, command)
+    name = "cpu_gemm_cold" if args.cold else "cpu_gemm"
+    out = write(name, rows, md, meta)
+    plot(rows, out / f"{name}.png")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
