@@ -142,39 +142,67 @@ at::Tensor tiled_gemm_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
   });
 }
 
-// TileFn(g, o0, ob, tile, row_scratch) fills one weight tile [S][R][Cg][ob].
-template <typename TileFn>
+// The SIMD paths run each output row as a GEMM over overlapping window rows against strips of
+// the group's filters (strip_fn(s, avx512, g, o0, width, strip, scratch) fills one, expanding
+// low-bit weights per strip); the portable path uses 16-channel tiles (tile_fn(s, g, o0, ob,
+// tile, row_scratch)). Each thread expands the weights it needs itself: never the whole weight.
+template <typename StripFn, typename TileFn>
 at::Tensor run_im2win(const at::Tensor& x, at::IntArrayRef weight_shape,
                       const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                       at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
-                      TileFn tile_fn) {
+                      StripFn strip_fn, TileFn tile_fn) {
   const ConvShape s = conv_shape(x, weight_shape, stride, padding, dilation, groups);
   check_bias(bias, s, x);
   const bool channels_last = is_channels_last(x);
   const auto x_nhwc = x.to(at::kFloat).permute({0, 2, 3, 1}).contiguous();
   const auto bias_f = bias ? f32(*bias) : at::Tensor();
+  const float* bias_p = bias ? bias_f.data_ptr<float>() : nullptr;
   auto out_nhwc = new_output({s.N, s.OH, s.OW, s.O}, x.options().dtype(at::kFloat));
   const int64_t rows = s.N * s.OH;
   if (rows > 0 && s.O > 0) {
     auto win = new_output({s.window_floats()}, x_nhwc.options());
+    const float* win_p = win.data_ptr<float>();
+    float* out_p = out_nhwc.data_ptr<float>();
     at::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
       cpu::im2win_transform(x_nhwc.data_ptr<float>(), s, r0, r1, win.data_ptr<float>());
     });
-    const int64_t Og = s.Og();
-    const int64_t tile_floats = s.S * s.R * s.Cg() * cpu::kConvTileO;
-    // Each thread expands every weight tile itself (never the whole weight), then sweeps its rows.
-    at::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
-      std::vector<float> tile(tile_floats), row_scratch(s.Cg() * s.R * s.S);
-      for (int64_t g = 0; g < groups; ++g) {
-        for (int64_t o0 = 0; o0 < Og; o0 += cpu::kConvTileO) {
-          const int64_t ob = std::min(cpu::kConvTileO, Og - o0);
-          tile_fn(s, g, o0, ob, tile.data(), row_scratch.data());
-          cpu::im2win_compute_tile(win.data_ptr<float>(), tile.data(),
-                                   bias ? bias_f.data_ptr<float>() : nullptr, s, g, o0, ob, r0,
-                                   r1, out_nhwc.data_ptr<float>());
+    const int64_t Og = s.Og(), Kwin = s.S * s.R * s.Cg();
+    const cpu::Isa isa = cpu::active_isa();
+    if (isa != cpu::Isa::kPortable) {
+      const bool avx512 = isa == cpu::Isa::kAvx512;
+      const int64_t width = avx512 ? cpu::kStripColsAvx512 : cpu::kStripColsAvx2;
+      at::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
+        for (int64_t r = r0; r < r1; ++r)  // the GEMMs accumulate: start from the bias
+          for (int64_t p = 0; p < s.OW; ++p)
+            for (int64_t o = 0; o < s.O; ++o) out_p[(r * s.OW + p) * s.O + o] = bias_p ? bias_p[o] : 0.f;
+      });
+      const int64_t strips_per_group = (Og + width - 1) / width;
+      const int64_t tasks = groups * strips_per_group;
+      // Many strips (deep layers, small images): threads split the strips and each strip is
+      // expanded once. Few strips (shallow layers, large images): threads split the rows and
+      // each expands the strips it needs.
+      const bool split_strips = tasks >= 2 * at::get_num_threads();
+      at::parallel_for(0, split_strips ? tasks : rows, 1, [&](int64_t t0, int64_t t1) {
+        std::vector<float> strip(Kwin * width), scratch(2 * ((Kwin + 7) / 8 * 8) * width);
+        const int64_t first = split_strips ? t0 : 0, last = split_strips ? t1 : tasks;
+        const int64_t r0 = split_strips ? 0 : t0, r1 = split_strips ? rows : t1;
+        for (int64_t t = first; t < last; ++t) {
+          const int64_t g = t / strips_per_group, o0 = (t % strips_per_group) * width;
+          strip_fn(s, avx512, g, o0, width, strip.data(), scratch.data());
+          cpu::im2win_gemm_rows(avx512, win_p, strip.data(), s, g, o0, std::min(width, Og - o0), r0, r1, out_p);
         }
-      }
-    });
+      });
+    } else {
+      at::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
+        std::vector<float> tile(Kwin * cpu::kConvTileO), row_scratch(Kwin);
+        for (int64_t g = 0; g < groups; ++g)
+          for (int64_t o0 = 0; o0 < Og; o0 += cpu::kConvTileO) {
+            const int64_t ob = std::min(cpu::kConvTileO, Og - o0);
+            tile_fn(s, g, o0, ob, tile.data(), row_scratch.data());
+            cpu::im2win_compute_tile_portable(win_p, tile.data(), bias_p, s, g, o0, ob, r0, r1, out_p);
+          }
+      });
+    }
   }
   auto out = out_nhwc.permute({0, 3, 1, 2}).to(x.scalar_type());
   return channels_last ? out.contiguous(at::MemoryFormat::ChannelsLast) : out.contiguous();
@@ -188,9 +216,15 @@ at::Tensor im2win_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
               weight.sizes());
   TORCH_CHECK(weight.device() == x.device(), "weight: expected on ", x.device());
   const auto wf = f32(weight);
-  return run_im2win(x, weight.sizes(), bias, stride, padding, dilation, groups,
-                    [&](const ConvShape& s, int64_t g, int64_t o0, int64_t ob, float* tile,
-                        float*) { cpu::im2win_weight_tile_dense(wf.data_ptr<float>(), s, g, o0, ob, tile); });
+  const float* wp = wf.data_ptr<float>();
+  return run_im2win(
+      x, weight.sizes(), bias, stride, padding, dilation, groups,
+      [&](const ConvShape& s, bool, int64_t g, int64_t o0, int64_t width, float* strip, float*) {
+        cpu::im2win_strip_dense(wp, s, g, o0, width, strip);
+      },
+      [&](const ConvShape& s, int64_t g, int64_t o0, int64_t ob, float* tile, float*) {
+        cpu::im2win_weight_tile_dense(wp, s, g, o0, ob, tile);
+      });
 }
 
 at::Tensor im2win_conv2d_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
@@ -207,11 +241,13 @@ at::Tensor im2win_conv2d_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
   const auto p = planes.contiguous();
   const auto a = alpha.contiguous(), o = offset.contiguous();
   const BcqWeight w = bcq_view(p, a, o, K, G);
-  return run_im2win(x, weight_shape, bias, stride, padding, dilation, groups,
-                    [&](const ConvShape& s, int64_t g, int64_t o0, int64_t ob, float* tile,
-                        float* row_scratch) {
-                      cpu::im2win_weight_tile_bcq(w, s, g, o0, ob, tile, row_scratch);
-                    });
+  return run_im2win(
+      x, weight_shape, bias, stride, padding, dilation, groups,
+      [&](const ConvShape& s, bool avx512, int64_t g, int64_t o0, int64_t width, float* strip,
+          float* scratch) { cpu::im2win_strip_bcq(avx512, w, s, g, o0, width, strip, scratch); },
+      [&](const ConvShape& s, int64_t g, int64_t o0, int64_t ob, float* tile, float* row_scratch) {
+        cpu::im2win_weight_tile_bcq(w, s, g, o0, ob, tile, row_scratch);
+      });
 }
 
 }  // namespace

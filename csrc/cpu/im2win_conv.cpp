@@ -60,6 +60,76 @@ void im2win_weight_tile_bcq(const BcqWeight& w, const ConvShape& s, int64_t g, i
   }
 }
 
+void im2win_strip_dense(const float* w, const ConvShape& s, int64_t g, int64_t o0, int64_t width,
+                        float* strip) {
+  const int64_t Cg = s.Cg();
+  for (int64_t j = 0; j < width; ++j) {
+    const bool live = o0 + j < s.Og();
+    const float* f = w + (g * s.Og() + o0 + j) * Cg * s.R * s.S;  // [Cg][R][S]
+    for (int64_t c = 0; c < Cg; ++c)
+      for (int64_t r = 0; r < s.R; ++r)
+        for (int64_t q = 0; q < s.S; ++q)
+          strip[((q * s.R + r) * Cg + c) * width + j] = live ? f[(c * s.R + r) * s.S + q] : 0.f;
+  }
+}
+
+void im2win_strip_bcq(bool avx512, const BcqWeight& w, const ConvShape& s, int64_t g, int64_t o0,
+                      int64_t width, float* strip, float* scratch) {
+  // Expand the stored rows (flattened (c, r, s) order) a strip at a time from the 16-row panel
+  // boundary at or before the first channel (scratch: 2 strips of round_up(K, 8) rows), then
+  // move each k row to its window position (q, r, c). Channels past the group are zero.
+  const int64_t Cg = s.Cg(), K8 = (Cg * s.R * s.S + 7) / 8 * 8;
+  const int64_t n0 = g * s.Og() + o0;
+  const int64_t base = n0 - n0 % kPanelRows;
+  const int64_t blocks = (n0 - base + width + width - 1) / width;
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    float* dst = scratch + blk * K8 * width;
+    if (avx512)
+      expand_bcq_strip_avx512(w, base + blk * width, 0, K8, dst);
+    else
+      expand_bcq_strip_avx2(w, base + blk * width, 0, K8, dst);
+  }
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t q = 0; q < s.S; ++q) {
+        const int64_t k = (c * s.R + r) * s.S + q;
+        float* dst = strip + ((q * s.R + r) * Cg + c) * width;
+        for (int64_t j = 0; j < width; ++j) {
+          const int64_t idx = n0 + j - base;
+          dst[j] = o0 + j < s.Og() ? scratch[(idx / width) * K8 * width + k * width + idx % width] : 0.f;
+        }
+      }
+}
+
+void im2win_gemm_rows(bool avx512, const float* win, const float* strip, const ConvShape& s,
+                      int64_t g, int64_t o0, int64_t cols, int64_t row0, int64_t row1, float* out) {
+  const int64_t run = s.R * s.Cg(), Wwin = s.Wwin();
+  const int64_t width = avx512 ? kStripColsAvx512 : kStripColsAvx2;
+  const int64_t out_c0 = g * s.Og() + o0;
+  for (int64_t row = row0; row < row1; ++row) {
+    const int64_t n = row / s.OH, oh = row % s.OH;
+    const float* win_row = win + (((n * s.groups + g) * s.OH + oh) * Wwin) * run;
+    float* out_row = out + row * s.OW * s.O + out_c0;
+    // Output pixel ow reads its window at column ow * sw: rows of A overlap (lda = sw * run).
+    // With dilation 1 the S runs are adjacent, one GEMM of depth S * run; else one per run.
+    const int64_t pieces = s.dw == 1 ? 1 : s.S;
+    const int64_t depth = s.dw == 1 ? s.S * run : run;
+    for (int64_t q = 0; q < pieces; ++q) {
+      const float* a = win_row + q * s.dw * run;
+      const float* b = strip + q * run * width;
+      if (avx512)
+        gemm_strip_avx512(a, s.OW, s.sw * run, depth, b, out_row, s.O, cols);
+      else
+        gemm_strip_avx2(a, s.OW, s.sw * run, depth, b, out_row, s.O, cols);
+    }
+  }
+}
+
+}  // namespace cpu
+}  // namespace torch_lowbit
+
+namespace torch_lowbit {
+namespace cpu {
 namespace {
 
 constexpr int64_t kPixelsPerStep = 4;
@@ -99,7 +169,7 @@ void compute_row(const float* win_row, const float* tile, const float* bias, con
 
 }  // namespace
 
-void im2win_compute_tile(const float* win, const float* tile, const float* bias,
+void im2win_compute_tile_portable(const float* win, const float* tile, const float* bias,
                          const ConvShape& s, int64_t g, int64_t o0, int64_t ob, int64_t row0,
                          int64_t row1, float* out) {
   const int64_t Wwin = s.Wwin();

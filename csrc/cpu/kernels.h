@@ -48,9 +48,10 @@ void im2win_weight_tile_dense(const float* w, const ConvShape& s, int64_t g, int
 void im2win_weight_tile_bcq(const BcqWeight& w, const ConvShape& s, int64_t g, int64_t o0,
                             int64_t ob, float* tile, float* row_scratch);
 // out_nhwc[n, oh, :, g * Og + o0 + j] for rows in [row0, row1), j < ob, from one weight tile.
-void im2win_compute_tile(const float* win, const float* tile, const float* bias,
-                         const ConvShape& s, int64_t g, int64_t o0, int64_t ob, int64_t row0,
-                         int64_t row1, float* out_nhwc);
+// The portable compute loop (the SIMD paths use im2win_gemm_rows below).
+void im2win_compute_tile_portable(const float* win, const float* tile, const float* bias,
+                                  const ConvShape& s, int64_t g, int64_t o0, int64_t ob,
+                                  int64_t row0, int64_t row1, float* out_nhwc);
 
 // ---- SIMD paths (lut_gemm_simd.cpp: AVX2 and AVX-512 builds of one source) ----
 // Tables of mu = 4: tables16[i * 16 + c] = sum_j (bit j of c ? +x : -x)[4 i + j] for the Kp / 4
@@ -76,6 +77,29 @@ void tiled_gemm_dense_simd_avx2(const float* x, int64_t M, int64_t K, const floa
                                 int64_t n0, int64_t n1, float* y, float* scratch);
 void tiled_gemm_bcq_simd_avx2(const float* x, int64_t M, const BcqWeight& w, int64_t n0,
                               int64_t n1, float* y, float* scratch);
+
+// Building blocks the im2win conv reuses. A strip is kStripCols columns of W expanded to
+// [k][kStripCols] floats (32 for AVX-512, 16 for AVX2); gemm_strip adds a[M, kb] (row stride
+// lda) @ strip into c[M, cols] (row stride ldc).
+constexpr int64_t kStripColsAvx512 = 32;
+constexpr int64_t kStripColsAvx2 = 16;
+void expand_bcq_strip_avx512(const BcqWeight& w, int64_t n0, int64_t k0, int64_t kb, float* dst);
+void expand_bcq_strip_avx2(const BcqWeight& w, int64_t n0, int64_t k0, int64_t kb, float* dst);
+void gemm_strip_avx512(const float* a, int64_t M, int64_t lda, int64_t kb, const float* strip,
+                       float* c, int64_t ldc, int64_t cols);
+void gemm_strip_avx2(const float* a, int64_t M, int64_t lda, int64_t kb, const float* strip,
+                     float* c, int64_t ldc, int64_t cols);
+
+// im2win conv on the SIMD GEMM strips (im2win_conv.cpp): out_nhwc rows [row0, row1) of
+// output channels [o0, o0 + cols) of group g, from a strip of the group's filters laid out in
+// window order (q, r, c); out must be zeroed (or hold the bias) before.
+void im2win_gemm_rows(bool avx512, const float* win, const float* strip, const ConvShape& s,
+                      int64_t g, int64_t o0, int64_t cols, int64_t row0, int64_t row1, float* out);
+// The strip for output channels [o0, o0 + width) of group g (zero past Og), window order.
+void im2win_strip_dense(const float* w, const ConvShape& s, int64_t g, int64_t o0, int64_t width,
+                        float* strip);
+void im2win_strip_bcq(bool avx512, const BcqWeight& w, const ConvShape& s, int64_t g, int64_t o0,
+                      int64_t width, float* strip, float* scratch);
 
 // ---- CPU feature report (cpuid) for `python -m torch_lowbit env` ----
 const char* cpu_features();

@@ -112,6 +112,37 @@ void zero_columns(float* y, int64_t M, int64_t N, int64_t n0, int64_t n1) {
 
 }  // namespace
 
+void expand_bcq_strip_avx512(const BcqWeight& w, int64_t n0, int64_t k0, int64_t kb, float* dst) {
+  // kNR rows starting at n0 (a multiple of 16); rows past N expand to zero.
+  for (int64_t half = 0; half < kNR / kPanelRows; ++half) {
+    const int64_t p = n0 / kPanelRows + half;
+    if (p < w.panels()) {
+      expand_bcq_panel(w, p, k0, kb, dst + kPanelRows * half);
+    } else {
+      for (int64_t k = 0; k < kb; ++k)
+        for (int64_t j = 0; j < kPanelRows; ++j) dst[k * kNR + kPanelRows * half + j] = 0.f;
+    }
+  }
+}
+
+void gemm_strip_avx512(const float* a, int64_t M, int64_t lda, int64_t kb, const float* strip,
+                     float* c, int64_t ldc, int64_t cols) {
+  for (int64_t m0 = 0; m0 < M; m0 += kMR) {
+    const int64_t mr = std::min<int64_t>(kMR, M - m0);
+    const float* am = a + m0 * lda;
+    float* cm = c + m0 * ldc;
+    const __mmask16 mk0 = live_mask(cols), mk1 = live_mask(cols - 16);
+    switch (mr) {
+      case 6: micro_kernel<6>(am, lda, strip, kb, cm, ldc, mk0, mk1); break;
+      case 5: micro_kernel<5>(am, lda, strip, kb, cm, ldc, mk0, mk1); break;
+      case 4: micro_kernel<4>(am, lda, strip, kb, cm, ldc, mk0, mk1); break;
+      case 3: micro_kernel<3>(am, lda, strip, kb, cm, ldc, mk0, mk1); break;
+      case 2: micro_kernel<2>(am, lda, strip, kb, cm, ldc, mk0, mk1); break;
+      default: micro_kernel<1>(am, lda, strip, kb, cm, ldc, mk0, mk1); break;
+    }
+  }
+}
+
 void tiled_gemm_bcq_simd_avx512(const float* x, int64_t M, const BcqWeight& w, int64_t n0,
                                 int64_t n1, float* y, float* scratch) {
   zero_columns(y, M, w.N, n0, n1);
