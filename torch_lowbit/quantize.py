@@ -154,8 +154,10 @@ def refit_grid_hessian(w: torch.Tensor, codes: torch.Tensor, hessian: torch.Tens
     h = hessian.double()
     alpha = torch.empty(n, ng, bits, device=w.device)
     z = torch.empty(n, ng, device=w.device)
-    for r0 in range(0, n, _ROW_CHUNK):
-        sl = slice(r0, r0 + _ROW_CHUNK)
+    # Rows per block so the float64 design [rows, K, ng * (bits + 1)] stays near 64 MiB.
+    chunk = max(1, (64 * 2**20) // (8 * k * ng * (bits + 1)))
+    for r0 in range(0, n, chunk):
+        sl = slice(r0, r0 + chunk)
         # design[r, k, g, j] = feats[r, k, j] * onehot[k, g] -> [rows, K, ng * (bits + 1)]
         design = (feats[sl].unsqueeze(2) * onehot.view(1, k, ng, 1)).reshape(feats[sl].shape[0], k, -1).double()
         hd = torch.einsum("kl,rlp->rkp", h, design)
@@ -210,6 +212,17 @@ def gptq_codes(w: torch.Tensor, hessian: torch.Tensor, alpha: torch.Tensor, z: t
 
 
 # ---- entry point ----
+def _fit_in_row_chunks(fit, wg: torch.Tensor, bits: int):
+    """Run a data-free fitter over blocks of rows, so its temporaries (sign designs, level
+    tables: several times the block's size) stay far below one layer's float copy."""
+    rows = max(1, (16 * 2**20) // max(wg.shape[1] * wg.shape[2] * 4, 1))  # ~16 MiB of weights a block
+    parts = []
+    for r0 in range(0, wg.shape[0], rows):
+        codes, alpha, z = fit(wg[r0 : r0 + rows], bits)
+        parts.append((codes.to(torch.uint8), alpha, z))  # codes < 2^bits <= 256
+    return tuple(torch.cat([p[i] for p in parts]) for i in range(3))
+
+
 def _pad_columns(w2d: torch.Tensor, kp: int) -> torch.Tensor:
     """Pad K to kp by repeating the last column, so padding never widens a group's range."""
     k = w2d.shape[1]
@@ -271,7 +284,7 @@ def quantize_weight(
             raise ValueError(f"hessian: expected a [{k}, {k}] tensor, got {getattr(hessian, 'shape', hessian)!r}")
         if gptq_grid not in DATA_FREE_METHODS:
             raise ValueError(f"gptq_grid: expected one of {DATA_FREE_METHODS}, got {gptq_grid!r}")
-        _, alpha, z = _FITTERS[gptq_grid](wg, bits)
+        _, alpha, z = _fit_in_row_chunks(_FITTERS[gptq_grid], wg, bits)
         h = hessian.to(w2d.device).float()
         codes = gptq_codes(w2d, h, alpha, z, g, damp=damp)
         if refit:
@@ -283,11 +296,11 @@ def quantize_weight(
             better = output_error(w2d, q_new, h) < output_error(w2d, q_old, h)
             alpha = torch.where(better.view(n, 1, 1), new_alpha, alpha)
             z = torch.where(better.view(n, 1), new_z, z)
-        codes = _pad_columns(codes, kp).reshape(n, kp // g, g)
+        codes = _pad_columns(codes.to(torch.uint8), kp).reshape(n, kp // g, g)
     else:
-        codes, alpha, z = _FITTERS[method](wg, bits)
-    shifts = torch.arange(bits, device=codes.device).view(bits, 1, 1)
-    signs = ((codes.reshape(1, n, kp) >> shifts) & 1).bool()
+        codes, alpha, z = _fit_in_row_chunks(_FITTERS[method], wg, bits)
+    shifts = torch.arange(bits, device=codes.device, dtype=torch.uint8).view(bits, 1, 1)
+    signs = ((codes.reshape(1, n, kp) >> shifts) & 1).bool()  # uint8 math: [bits, N, Kp] bytes
     planes = pack_signs(signs)
     alpha_t = alpha.permute(2, 1, 0).to(scale_dtype).contiguous()  # [bits, ng, N]
     offset_t = z.t().to(scale_dtype).contiguous()  # [ng, N]

@@ -217,10 +217,13 @@ at::Tensor im2win_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
   TORCH_CHECK(weight.device() == x.device(), "weight: expected on ", x.device());
   const auto wf = f32(weight);
   const float* wp = wf.data_ptr<float>();
+  // Filters in window order (q, r, c) once per call, so strips are plain blocked transposes.
+  const auto w_window = wf.permute({0, 3, 2, 1}).contiguous();
+  const float* wwp = w_window.data_ptr<float>();
   return run_im2win(
       x, weight.sizes(), bias, stride, padding, dilation, groups,
       [&](const ConvShape& s, bool, int64_t g, int64_t o0, int64_t width, float* strip, float*) {
-        cpu::im2win_strip_dense(wp, s, g, o0, width, strip);
+        cpu::im2win_strip_dense(wwp, s, g, o0, width, strip);
       },
       [&](const ConvShape& s, int64_t g, int64_t o0, int64_t ob, float* tile, float*) {
         cpu::im2win_weight_tile_dense(wp, s, g, o0, ob, tile);

@@ -60,16 +60,21 @@ void im2win_weight_tile_bcq(const BcqWeight& w, const ConvShape& s, int64_t g, i
   }
 }
 
-void im2win_strip_dense(const float* w, const ConvShape& s, int64_t g, int64_t o0, int64_t width,
-                        float* strip) {
-  const int64_t Cg = s.Cg();
-  for (int64_t j = 0; j < width; ++j) {
-    const bool live = o0 + j < s.Og();
-    const float* f = w + (g * s.Og() + o0 + j) * Cg * s.R * s.S;  // [Cg][R][S]
-    for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t r = 0; r < s.R; ++r)
-        for (int64_t q = 0; q < s.S; ++q)
-          strip[((q * s.R + r) * Cg + c) * width + j] = live ? f[(c * s.R + r) * s.S + q] : 0.f;
+void im2win_strip_dense(const float* w_window, const ConvShape& s, int64_t g, int64_t o0,
+                        int64_t width, float* strip) {
+  // w_window rows are already in window order [O][S][R][Cg]: the strip is a blocked transpose.
+  const int64_t K = s.S * s.R * s.Cg();
+  constexpr int64_t kBlock = 16;
+  for (int64_t k0 = 0; k0 < K; k0 += kBlock) {
+    const int64_t k1 = std::min(K, k0 + kBlock);
+    for (int64_t j = 0; j < width; ++j) {
+      if (o0 + j < s.Og()) {
+        const float* row = w_window + (g * s.Og() + o0 + j) * K;
+        for (int64_t k = k0; k < k1; ++k) strip[k * width + j] = row[k];
+      } else {
+        for (int64_t k = k0; k < k1; ++k) strip[k * width + j] = 0.f;
+      }
+    }
   }
 }
 

@@ -95,9 +95,10 @@ void gemm_strip_avx2(const float* a, int64_t M, int64_t lda, int64_t kb, const f
 // window order (q, r, c); out must be zeroed (or hold the bias) before.
 void im2win_gemm_rows(bool avx512, const float* win, const float* strip, const ConvShape& s,
                       int64_t g, int64_t o0, int64_t cols, int64_t row0, int64_t row1, float* out);
-// The strip for output channels [o0, o0 + width) of group g (zero past Og), window order.
-void im2win_strip_dense(const float* w, const ConvShape& s, int64_t g, int64_t o0, int64_t width,
-                        float* strip);
+// The strip for output channels [o0, o0 + width) of group g (zero past Og), window order;
+// the dense version reads the weight already permuted to [O][S][R][Cg].
+void im2win_strip_dense(const float* w_window, const ConvShape& s, int64_t g, int64_t o0,
+                        int64_t width, float* strip);
 void im2win_strip_bcq(bool avx512, const BcqWeight& w, const ConvShape& s, int64_t g, int64_t o0,
                       int64_t width, float* strip, float* scratch);
 
