@@ -151,7 +151,7 @@ def main() -> None:
         print(f"done {n}x{k}", flush=True)
     command = "python benchmarks/" + " ".join(["cpu_gemm.py"] + sys.argv[1:])
     md = markdown(rows, meta, command)
-    name = "cpu_gemm_cold" if args.cold else "cpu_gemm"
+    name = "cpu_gemm" + ("_cold" if args.cold else "") + ("_quick" if args.quick else "")
     out = write(name, rows, md, meta)
     plot(rows, out / f"{name}.png")
     print(md)

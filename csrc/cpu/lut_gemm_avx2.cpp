@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "bits_dispatch.h"
 #include "kernels.h"
 
 // Only this file's own functions get the ISA: every header is included above, so no inline or
@@ -73,26 +74,13 @@ void panel(const float* tables, const float* group_sums, int64_t M, const BcqWei
   }
 }
 
-template <int BITS>
-void panels(const float* tables, const float* group_sums, int64_t M, const BcqWeight& w, int64_t p0,
-            int64_t p1, float* y) {
-  for (int64_t p = p0; p < p1; ++p) panel<BITS>(tables, group_sums, M, w, p, y);
-}
-
 }  // namespace
 
 void lut_gemm_panels_avx2(const float* tables, const float* group_sums, int64_t M,
                           const BcqWeight& w, int64_t p0, int64_t p1, float* y) {
-  switch (w.bits) {
-    case 1: return panels<1>(tables, group_sums, M, w, p0, p1, y);
-    case 2: return panels<2>(tables, group_sums, M, w, p0, p1, y);
-    case 3: return panels<3>(tables, group_sums, M, w, p0, p1, y);
-    case 4: return panels<4>(tables, group_sums, M, w, p0, p1, y);
-    case 5: return panels<5>(tables, group_sums, M, w, p0, p1, y);
-    case 6: return panels<6>(tables, group_sums, M, w, p0, p1, y);
-    case 7: return panels<7>(tables, group_sums, M, w, p0, p1, y);
-    default: return panels<8>(tables, group_sums, M, w, p0, p1, y);
-  }
+  with_bits(w.bits, [&](auto bits) {
+    for (int64_t p = p0; p < p1; ++p) panel<decltype(bits)::value>(tables, group_sums, M, w, p, y);
+  });
 }
 
 }  // namespace cpu

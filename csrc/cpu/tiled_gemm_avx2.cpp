@@ -87,6 +87,19 @@ void micro_kernel(const float* a, int64_t lda, const float* bp, int64_t kb, floa
   }
 }
 
+// The micro-kernel for the last rows of a sweep (mr < kMR) picks its row count at compile time.
+void micro_kernel_rows(int64_t mr, const float* a, int64_t lda, const float* bp, int64_t kb, float* c,
+                       int64_t ldc, int64_t cols) {
+  switch (mr) {
+    case 6: return micro_kernel<6>(a, lda, bp, kb, c, ldc, cols);
+    case 5: return micro_kernel<5>(a, lda, bp, kb, c, ldc, cols);
+    case 4: return micro_kernel<4>(a, lda, bp, kb, c, ldc, cols);
+    case 3: return micro_kernel<3>(a, lda, bp, kb, c, ldc, cols);
+    case 2: return micro_kernel<2>(a, lda, bp, kb, c, ldc, cols);
+    default: return micro_kernel<1>(a, lda, bp, kb, c, ldc, cols);
+  }
+}
+
 void sweep_rows(const float* x, int64_t M, int64_t K, int64_t k0, int64_t kb, const float* strips,
                 int64_t n0, int64_t n1, int64_t N, float* y) {
   const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
@@ -98,14 +111,7 @@ void sweep_rows(const float* x, int64_t M, int64_t K, int64_t k0, int64_t kb, co
       const float* a = x + m0 * K + k0;
       const float* bp = strips + s * kSimdTileK * kNR;
       float* c = y + m0 * N + col;
-      switch (mr) {
-        case 6: micro_kernel<6>(a, K, bp, kb, c, N, cols); break;
-        case 5: micro_kernel<5>(a, K, bp, kb, c, N, cols); break;
-        case 4: micro_kernel<4>(a, K, bp, kb, c, N, cols); break;
-        case 3: micro_kernel<3>(a, K, bp, kb, c, N, cols); break;
-        case 2: micro_kernel<2>(a, K, bp, kb, c, N, cols); break;
-        default: micro_kernel<1>(a, K, bp, kb, c, N, cols); break;
-      }
+      micro_kernel_rows(mr, a, K, bp, kb, c, N, cols);
     }
   }
 }
@@ -135,14 +141,7 @@ void gemm_strip_avx2(const float* a, int64_t M, int64_t lda, int64_t kb, const f
     const int64_t mr = std::min<int64_t>(kMR, M - m0);
     const float* am = a + m0 * lda;
     float* cm = c + m0 * ldc;
-    switch (mr) {
-      case 6: micro_kernel<6>(am, lda, strip, kb, cm, ldc, cols); break;
-      case 5: micro_kernel<5>(am, lda, strip, kb, cm, ldc, cols); break;
-      case 4: micro_kernel<4>(am, lda, strip, kb, cm, ldc, cols); break;
-      case 3: micro_kernel<3>(am, lda, strip, kb, cm, ldc, cols); break;
-      case 2: micro_kernel<2>(am, lda, strip, kb, cm, ldc, cols); break;
-      default: micro_kernel<1>(am, lda, strip, kb, cm, ldc, cols); break;
-    }
+    micro_kernel_rows(mr, am, lda, strip, kb, cm, ldc, cols);
   }
 }
 

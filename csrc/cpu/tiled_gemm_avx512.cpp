@@ -83,6 +83,19 @@ void micro_kernel(const float* a, int64_t lda, const float* bp, int64_t kb, floa
   }
 }
 
+// The micro-kernel for the last rows of a sweep (mr < kMR) picks its row count at compile time.
+void micro_kernel_rows(int64_t mr, const float* a, int64_t lda, const float* bp, int64_t kb, float* c,
+                       int64_t ldc, const __mmask16 mk0, const __mmask16 mk1) {
+  switch (mr) {
+    case 6: return micro_kernel<6>(a, lda, bp, kb, c, ldc, mk0, mk1);
+    case 5: return micro_kernel<5>(a, lda, bp, kb, c, ldc, mk0, mk1);
+    case 4: return micro_kernel<4>(a, lda, bp, kb, c, ldc, mk0, mk1);
+    case 3: return micro_kernel<3>(a, lda, bp, kb, c, ldc, mk0, mk1);
+    case 2: return micro_kernel<2>(a, lda, bp, kb, c, ldc, mk0, mk1);
+    default: return micro_kernel<1>(a, lda, bp, kb, c, ldc, mk0, mk1);
+  }
+}
+
 void sweep_rows(const float* x, int64_t M, int64_t K, int64_t k0, int64_t kb, const float* strips,
                 int64_t n0, int64_t n1, int64_t N, float* y) {
   const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
@@ -94,14 +107,7 @@ void sweep_rows(const float* x, int64_t M, int64_t K, int64_t k0, int64_t kb, co
       const float* a = x + m0 * K + k0;
       const float* bp = strips + s * kSimdTileK * kNR;
       float* c = y + m0 * N + col;
-      switch (mr) {
-        case 6: micro_kernel<6>(a, K, bp, kb, c, N, mk0, mk1); break;
-        case 5: micro_kernel<5>(a, K, bp, kb, c, N, mk0, mk1); break;
-        case 4: micro_kernel<4>(a, K, bp, kb, c, N, mk0, mk1); break;
-        case 3: micro_kernel<3>(a, K, bp, kb, c, N, mk0, mk1); break;
-        case 2: micro_kernel<2>(a, K, bp, kb, c, N, mk0, mk1); break;
-        default: micro_kernel<1>(a, K, bp, kb, c, N, mk0, mk1); break;
-      }
+      micro_kernel_rows(mr, a, K, bp, kb, c, N, mk0, mk1);
     }
   }
 }
@@ -132,14 +138,7 @@ void gemm_strip_avx512(const float* a, int64_t M, int64_t lda, int64_t kb, const
     const float* am = a + m0 * lda;
     float* cm = c + m0 * ldc;
     const __mmask16 mk0 = live_mask(cols), mk1 = live_mask(cols - 16);
-    switch (mr) {
-      case 6: micro_kernel<6>(am, lda, strip, kb, cm, ldc, mk0, mk1); break;
-      case 5: micro_kernel<5>(am, lda, strip, kb, cm, ldc, mk0, mk1); break;
-      case 4: micro_kernel<4>(am, lda, strip, kb, cm, ldc, mk0, mk1); break;
-      case 3: micro_kernel<3>(am, lda, strip, kb, cm, ldc, mk0, mk1); break;
-      case 2: micro_kernel<2>(am, lda, strip, kb, cm, ldc, mk0, mk1); break;
-      default: micro_kernel<1>(am, lda, strip, kb, cm, ldc, mk0, mk1); break;
-    }
+    micro_kernel_rows(mr, am, lda, strip, kb, cm, ldc, mk0, mk1);
   }
 }
 
