@@ -110,10 +110,8 @@ at::Tensor tiled_gemm_cpu(const at::Tensor& x, const at::Tensor& weight) {
   const float* xp = xf.data_ptr<float>();
   const float* wp = wf.data_ptr<float>();
   return run_tiled(x, N, [&](cpu::Isa isa, int64_t n0, int64_t n1, float* y, float* scratch) {
-    if (isa == cpu::Isa::kAvx512)
-      cpu::tiled_gemm_dense_simd_avx512(xp, M, K, wp, N, n0, n1, y, scratch);
-    else if (isa == cpu::Isa::kAvx2)
-      cpu::tiled_gemm_dense_simd_avx2(xp, M, K, wp, N, n0, n1, y, scratch);
+    if (isa != cpu::Isa::kPortable)
+      cpu::tiled_gemm_dense_simd(isa == cpu::Isa::kAvx512, xp, M, K, wp, N, n0, n1, y, scratch);
     else
       for (int64_t t = n0; t < n1; t += cpu::kGemmTileN)
         cpu::tiled_gemm_dense_tile(xp, M, K, wp, N, t, std::min(n1, t + cpu::kGemmTileN), y, scratch);
@@ -132,10 +130,8 @@ at::Tensor tiled_gemm_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
   const float* xp = xf.data_ptr<float>();
   const int64_t M = x.size(0);
   return run_tiled(x, w.N, [&](cpu::Isa isa, int64_t n0, int64_t n1, float* y, float* scratch) {
-    if (isa == cpu::Isa::kAvx512)
-      cpu::tiled_gemm_bcq_simd_avx512(xp, M, w, n0, n1, y, scratch);
-    else if (isa == cpu::Isa::kAvx2)
-      cpu::tiled_gemm_bcq_simd_avx2(xp, M, w, n0, n1, y, scratch);
+    if (isa != cpu::Isa::kPortable)
+      cpu::tiled_gemm_bcq_simd(isa == cpu::Isa::kAvx512, xp, M, w, n0, n1, y, scratch);
     else
       for (int64_t t = n0; t < n1; t += cpu::kGemmTileN)
         cpu::tiled_gemm_bcq_tile(xp, M, w, t, std::min(n1, t + cpu::kGemmTileN), y, scratch);

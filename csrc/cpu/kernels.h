@@ -47,13 +47,13 @@ void im2win_weight_tile_dense(const float* w, const ConvShape& s, int64_t g, int
 // holds Cg * R * S floats.
 void im2win_weight_tile_bcq(const BcqWeight& w, const ConvShape& s, int64_t g, int64_t o0,
                             int64_t ob, float* tile, float* row_scratch);
-// out_nhwc[n, oh, :, g * Og + o0 + j] for rows in [row0, row1), j < ob, from one weight tile.
-// The portable compute loop (the SIMD paths use im2win_gemm_rows below).
+// out_nhwc[n, oh, :, g * Og + o0 + j] for rows in [row0, row1), j < ob, from one weight tile:
+// the portable compute loop (the SIMD paths use im2win_gemm_rows below).
 void im2win_compute_tile_portable(const float* win, const float* tile, const float* bias,
                                   const ConvShape& s, int64_t g, int64_t o0, int64_t ob,
                                   int64_t row0, int64_t row1, float* out_nhwc);
 
-// ---- SIMD paths (lut_gemm_simd.cpp: AVX2 and AVX-512 builds of one source) ----
+// ---- SIMD LUT-GEMM (lut_gemm_avx512.cpp, lut_gemm_avx2.cpp) ----
 // Tables of mu = 4: tables16[i * 16 + c] = sum_j (bit j of c ? +x : -x)[4 i + j] for the Kp / 4
 // chunks, and group_sums as above.
 constexpr int64_t kLut16Entries = 16;
@@ -65,22 +65,11 @@ void lut_gemm_panels_avx512(const float* tables, const float* group_sums, int64_
 void lut_gemm_panels_avx2(const float* tables, const float* group_sums, int64_t M,
                           const BcqWeight& w, int64_t p0, int64_t p1, float* y);
 
-// Tiled GEMM with a SIMD micro-kernel (tiled_gemm_simd.cpp). Rows [n0, n1) of W, at most
-// kSimdTileN of them, n0 a multiple of 16; scratch holds kSimdTileK * kSimdTileN floats.
-constexpr int64_t kSimdTileN = 256;
-constexpr int64_t kSimdTileK = 256;
-void tiled_gemm_dense_simd_avx512(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
-                                  int64_t n0, int64_t n1, float* y, float* scratch);
-void tiled_gemm_bcq_simd_avx512(const float* x, int64_t M, const BcqWeight& w, int64_t n0,
-                                int64_t n1, float* y, float* scratch);
-void tiled_gemm_dense_simd_avx2(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
-                                int64_t n0, int64_t n1, float* y, float* scratch);
-void tiled_gemm_bcq_simd_avx2(const float* x, int64_t M, const BcqWeight& w, int64_t n0,
-                              int64_t n1, float* y, float* scratch);
-
-// Building blocks the im2win conv reuses. A strip is kStripCols columns of W expanded to
-// [k][kStripCols] floats (32 for AVX-512, 16 for AVX2); gemm_strip adds a[M, kb] (row stride
-// lda) @ strip into c[M, cols] (row stride ldc).
+// ---- SIMD GEMM building blocks (tiled_gemm_avx512.cpp, tiled_gemm_avx2.cpp) ----
+// A strip is `cols` (32 for AVX-512, 16 for AVX2) consecutive rows of W expanded to fp32 as
+// [k][cols]. expand_bcq_strip fills one from the bit-planes (n0 a multiple of 16, k0 of 8; rows
+// past N are zero); gemm_strip adds a[M, kb] (row stride lda) @ strip into c[M, <= cols]
+// (row stride ldc).
 constexpr int64_t kStripColsAvx512 = 32;
 constexpr int64_t kStripColsAvx2 = 16;
 void expand_bcq_strip_avx512(const BcqWeight& w, int64_t n0, int64_t k0, int64_t kb, float* dst);
@@ -89,6 +78,15 @@ void gemm_strip_avx512(const float* a, int64_t M, int64_t lda, int64_t kb, const
                        float* c, int64_t ldc, int64_t cols);
 void gemm_strip_avx2(const float* a, int64_t M, int64_t lda, int64_t kb, const float* strip,
                      float* c, int64_t ldc, int64_t cols);
+
+// Tiled GEMM on those blocks (tiled_gemm.cpp): y[:, n0:n1) for at most kSimdTileN rows of W,
+// n0 a multiple of 32; scratch holds kSimdTileK * kSimdTileN floats.
+constexpr int64_t kSimdTileN = 256;
+constexpr int64_t kSimdTileK = 256;
+void tiled_gemm_dense_simd(bool avx512, const float* x, int64_t M, int64_t K, const float* w,
+                           int64_t N, int64_t n0, int64_t n1, float* y, float* scratch);
+void tiled_gemm_bcq_simd(bool avx512, const float* x, int64_t M, const BcqWeight& w, int64_t n0,
+                         int64_t n1, float* y, float* scratch);
 
 // im2win conv on the SIMD GEMM strips (im2win_conv.cpp): out_nhwc rows [row0, row1) of
 // output channels [o0, o0 + cols) of group g, from a strip of the group's filters laid out in

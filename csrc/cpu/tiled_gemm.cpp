@@ -67,5 +67,63 @@ void tiled_gemm_bcq_tile(const float* x, int64_t M, const BcqWeight& w, int64_t 
   });
 }
 
+namespace {
+
+// Zero y's tile, then per K-slice: expand every strip of the tile (pack(strip, row0, k0, kb);
+// all of them fit the L2), and sweep blocks of kRowBlock rows of x over all strips, so a block
+// of x stays in L1 while the strips stream from L2.
+constexpr int64_t kRowBlock = 24;
+
+template <typename PackStrip>
+void tiled_gemm_strips(bool avx512, const float* x, int64_t M, int64_t K, int64_t N, int64_t n0,
+                       int64_t n1, float* y, float* scratch, PackStrip pack) {
+  const int64_t width = avx512 ? kStripColsAvx512 : kStripColsAvx2;
+  for (int64_t m = 0; m < M; ++m) std::fill(y + m * N + n0, y + m * N + n1, 0.f);
+  for (int64_t k0 = 0; k0 < K; k0 += kSimdTileK) {
+    const int64_t kb = std::min(kSimdTileK, K - k0);
+    for (int64_t row0 = n0; row0 < n1; row0 += width) pack(scratch + (row0 - n0) * kSimdTileK, row0, k0, kb);
+    for (int64_t m0 = 0; m0 < M; m0 += kRowBlock) {
+      const int64_t mb = std::min(kRowBlock, M - m0);
+      for (int64_t row0 = n0; row0 < n1; row0 += width) {
+        const float* strip = scratch + (row0 - n0) * kSimdTileK;
+        const int64_t cols = std::min(width, n1 - row0);
+        float* c = y + m0 * N + row0;
+        if (avx512)
+          gemm_strip_avx512(x + m0 * K + k0, mb, K, kb, strip, c, N, cols);
+        else
+          gemm_strip_avx2(x + m0 * K + k0, mb, K, kb, strip, c, N, cols);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void tiled_gemm_dense_simd(bool avx512, const float* x, int64_t M, int64_t K, const float* w,
+                           int64_t N, int64_t n0, int64_t n1, float* y, float* scratch) {
+  const int64_t width = avx512 ? kStripColsAvx512 : kStripColsAvx2;
+  tiled_gemm_strips(avx512, x, M, K, N, n0, n1, y, scratch,
+                    [&](float* strip, int64_t row0, int64_t k0, int64_t kb) {
+                      for (int64_t j = 0; j < width; ++j) {
+                        const int64_t n = row0 + j;
+                        for (int64_t k = 0; k < kb; ++k)
+                          strip[k * width + j] = n < n1 ? w[n * K + k0 + k] : 0.f;
+                      }
+                    });
+}
+
+void tiled_gemm_bcq_simd(bool avx512, const float* x, int64_t M, const BcqWeight& w, int64_t n0,
+                         int64_t n1, float* y, float* scratch) {
+  tiled_gemm_strips(avx512, x, M, w.K, w.N, n0, n1, y, scratch,
+                    [&](float* strip, int64_t row0, int64_t k0, int64_t kb) {
+                      // Whole byte columns: the expanded tail past K is never read.
+                      const int64_t kb8 = (kb + 7) / 8 * 8;
+                      if (avx512)
+                        expand_bcq_strip_avx512(w, row0, k0, kb8, strip);
+                      else
+                        expand_bcq_strip_avx2(w, row0, k0, kb8, strip);
+                    });
+}
+
 }  // namespace cpu
 }  // namespace torch_lowbit

@@ -1,5 +1,5 @@
-// Tiled GEMM, AVX2: the AVX-512 design with 8-lane registers. Strips are Bp[k][16]; the
-// micro-kernel is 6x16 (12 ymm accumulators). BCQ expansion turns each 16-bit row mask into
+// AVX2 building blocks of the tiled GEMM and the im2win conv: the AVX-512 design with 8-lane
+// registers. Strips are Bp[k][16]; the micro-kernel is 6x16 (12 ymm accumulators). BCQ expansion turns each 16-bit row mask into
 // lane masks (broadcast, and with the lane's bit, compare) for a blend of +/-alpha.
 #include <immintrin.h>
 
@@ -100,26 +100,6 @@ void micro_kernel_rows(int64_t mr, const float* a, int64_t lda, const float* bp,
   }
 }
 
-void sweep_rows(const float* x, int64_t M, int64_t K, int64_t k0, int64_t kb, const float* strips,
-                int64_t n0, int64_t n1, int64_t N, float* y) {
-  const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
-  for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-    const int64_t mr = std::min<int64_t>(kMR, M - m0);
-    for (int64_t s = 0; s < nstrips; ++s) {
-      const int64_t col = n0 + s * kNR;
-      const int64_t cols = std::min<int64_t>(kNR, n1 - col);
-      const float* a = x + m0 * K + k0;
-      const float* bp = strips + s * kSimdTileK * kNR;
-      float* c = y + m0 * N + col;
-      micro_kernel_rows(mr, a, K, bp, kb, c, N, cols);
-    }
-  }
-}
-
-void zero_columns(float* y, int64_t M, int64_t N, int64_t n0, int64_t n1) {
-  for (int64_t m = 0; m < M; ++m) std::fill(y + m * N + n0, y + m * N + n1, 0.f);
-}
-
 }  // namespace
 
 void expand_bcq_strip_avx2(const BcqWeight& w, int64_t n0, int64_t k0, int64_t kb, float* dst) {
@@ -142,36 +122,6 @@ void gemm_strip_avx2(const float* a, int64_t M, int64_t lda, int64_t kb, const f
     const float* am = a + m0 * lda;
     float* cm = c + m0 * ldc;
     micro_kernel_rows(mr, am, lda, strip, kb, cm, ldc, cols);
-  }
-}
-
-void tiled_gemm_bcq_simd_avx2(const float* x, int64_t M, const BcqWeight& w, int64_t n0,
-                              int64_t n1, float* y, float* scratch) {
-  zero_columns(y, M, w.N, n0, n1);
-  const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
-  for (int64_t k0 = 0; k0 < w.K; k0 += kSimdTileK) {
-    const int64_t kb = std::min(kSimdTileK, w.K - k0);
-    const int64_t kb8 = (kb + 7) / 8 * 8;
-    for (int64_t s = 0; s < nstrips; ++s)
-      expand_bcq_panel(w, (n0 + s * kNR) / kPanelRows, k0, kb8, scratch + s * kSimdTileK * kNR);
-    sweep_rows(x, M, w.K, k0, kb, scratch, n0, n1, w.N, y);
-  }
-}
-
-void tiled_gemm_dense_simd_avx2(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
-                                int64_t n0, int64_t n1, float* y, float* scratch) {
-  zero_columns(y, M, N, n0, n1);
-  const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
-  for (int64_t k0 = 0; k0 < K; k0 += kSimdTileK) {
-    const int64_t kb = std::min(kSimdTileK, K - k0);
-    for (int64_t s = 0; s < nstrips; ++s) {
-      float* strip = scratch + s * kSimdTileK * kNR;
-      for (int j = 0; j < kNR; ++j) {
-        const int64_t n = n0 + s * kNR + j;
-        for (int64_t k = 0; k < kb; ++k) strip[k * kNR + j] = n < n1 ? w[n * K + k0 + k] : 0.f;
-      }
-    }
-    sweep_rows(x, M, K, k0, kb, scratch, n0, n1, N, y);
   }
 }
 

@@ -1,8 +1,7 @@
-// Tiled GEMM, AVX-512: y[M, n0:n1) = x[M, K] @ W[n0:n1, K]^T.
-// Per K-slice of kSimdTileK, the weight rows are expanded once into 32-column strips
-// Bp[k][32] (from dense rows, or from BCQ panels: each stored byte column of a 16-row panel
-// gives, per bit t, a 16-bit row mask -> one masked blend of +/-alpha per plane), then a 6x32
-// register-tiled micro-kernel (12 zmm accumulators) sweeps all rows of x over the strips.
+// AVX-512 building blocks of the tiled GEMM and the im2win conv (drivers: tiled_gemm.cpp,
+// im2win_conv.cpp): BCQ expansion into 32-column strips Bp[k][32] (each stored byte column of a
+// 16-row panel gives, per bit t, a 16-bit row mask -> one masked blend of +/-alpha per plane),
+// and a 6x32 register-tiled FMA micro-kernel (12 zmm accumulators) over a strip.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -96,26 +95,6 @@ void micro_kernel_rows(int64_t mr, const float* a, int64_t lda, const float* bp,
   }
 }
 
-void sweep_rows(const float* x, int64_t M, int64_t K, int64_t k0, int64_t kb, const float* strips,
-                int64_t n0, int64_t n1, int64_t N, float* y) {
-  const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
-  for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-    const int64_t mr = std::min<int64_t>(kMR, M - m0);
-    for (int64_t s = 0; s < nstrips; ++s) {
-      const int64_t col = n0 + s * kNR;
-      const __mmask16 mk0 = live_mask(n1 - col), mk1 = live_mask(n1 - col - 16);
-      const float* a = x + m0 * K + k0;
-      const float* bp = strips + s * kSimdTileK * kNR;
-      float* c = y + m0 * N + col;
-      micro_kernel_rows(mr, a, K, bp, kb, c, N, mk0, mk1);
-    }
-  }
-}
-
-void zero_columns(float* y, int64_t M, int64_t N, int64_t n0, int64_t n1) {
-  for (int64_t m = 0; m < M; ++m) std::fill(y + m * N + n0, y + m * N + n1, 0.f);
-}
-
 }  // namespace
 
 void expand_bcq_strip_avx512(const BcqWeight& w, int64_t n0, int64_t k0, int64_t kb, float* dst) {
@@ -139,47 +118,6 @@ void gemm_strip_avx512(const float* a, int64_t M, int64_t lda, int64_t kb, const
     float* cm = c + m0 * ldc;
     const __mmask16 mk0 = live_mask(cols), mk1 = live_mask(cols - 16);
     micro_kernel_rows(mr, am, lda, strip, kb, cm, ldc, mk0, mk1);
-  }
-}
-
-void tiled_gemm_bcq_simd_avx512(const float* x, int64_t M, const BcqWeight& w, int64_t n0,
-                                int64_t n1, float* y, float* scratch) {
-  zero_columns(y, M, w.N, n0, n1);
-  const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
-  for (int64_t k0 = 0; k0 < w.K; k0 += kSimdTileK) {
-    const int64_t kb = std::min(kSimdTileK, w.K - k0);
-    const int64_t kb8 = (kb + 7) / 8 * 8;  // whole byte columns (the tail past K is never read)
-    for (int64_t s = 0; s < nstrips; ++s) {
-      float* strip = scratch + s * kSimdTileK * kNR;
-      for (int half = 0; half < 2; ++half) {
-        const int64_t p = (n0 + s * kNR) / kPanelRows + half;
-        // A panel past n1 leaves its half of the strip unread (the micro-kernel masks it out).
-        if (p * kPanelRows < n1) expand_bcq_panel(w, p, k0, kb8, strip + 16 * half);
-      }
-    }
-    sweep_rows(x, M, w.K, k0, kb, scratch, n0, n1, w.N, y);
-  }
-}
-
-void tiled_gemm_dense_simd_avx512(const float* x, int64_t M, int64_t K, const float* w, int64_t N,
-                                  int64_t n0, int64_t n1, float* y, float* scratch) {
-  zero_columns(y, M, N, n0, n1);
-  const int64_t nstrips = (n1 - n0 + kNR - 1) / kNR;
-  for (int64_t k0 = 0; k0 < K; k0 += kSimdTileK) {
-    const int64_t kb = std::min(kSimdTileK, K - k0);
-    for (int64_t s = 0; s < nstrips; ++s) {
-      float* strip = scratch + s * kSimdTileK * kNR;
-      for (int j = 0; j < kNR; ++j) {
-        const int64_t n = n0 + s * kNR + j;
-        if (n < n1) {
-          const float* row = w + n * K + k0;
-          for (int64_t k = 0; k < kb; ++k) strip[k * kNR + j] = row[k];
-        } else {
-          for (int64_t k = 0; k < kb; ++k) strip[k * kNR + j] = 0.f;
-        }
-      }
-    }
-    sweep_rows(x, M, K, k0, kb, scratch, n0, n1, N, y);
   }
 }
 
