@@ -23,9 +23,11 @@ def load() -> Any:
 
 
 def build_info() -> dict:
-    """What the extension was compiled with: {'cuda': bool, 'cuda_archs': str, 'cpu_features': str}."""
+    """What the extension was compiled with and which CPU path runs: {'cuda': bool,
+    'cuda_archs': str, 'cpu_features': str, 'cpu_isa_best': str, 'cpu_isa': str}."""
     return dict(load().build_info())
 
 
+@functools.lru_cache(maxsize=None)
 def has_cuda_kernels() -> bool:
-    return bool(build_info()["cuda"])
+    return bool(build_info()["cuda"])  # fixed at build time: asked once per process

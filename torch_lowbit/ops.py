@@ -123,8 +123,10 @@ def tiled_gemm(x: torch.Tensor, w: torch.Tensor | QuantizedWeight, backend: str 
 
 def linear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
     """F.linear(x, W, bias) for a low-bit W: LUT-GEMM for few rows, tiled GEMM for many (policy.py)."""
-    rows = x.numel() // max(x.shape[-1], 1) if isinstance(x, torch.Tensor) else 0
-    if isinstance(x, torch.Tensor) and policy.use_lut(rows, qw.bits, qw.out_features, qw.in_features, x.device):
+    _check_activation(x)
+    _check_linear_weight(qw)
+    rows = x.numel() // max(x.shape[-1], 1)
+    if policy.use_lut(rows, qw.bits, qw.out_features, qw.in_features, x.device):
         y = lut_gemm(x, qw, backend=backend)
     else:
         y = tiled_gemm(x, qw, backend=backend)
