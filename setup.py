@@ -3,6 +3,7 @@ is found.
 
 Environment:
   TORCH_LOWBIT_CPU_ONLY=1    skip the CUDA sources (a quick CPU-only build)
+  CUDA_HOME                  the CUDA toolkit (default: /usr/local/cuda when it has nvcc)
   TORCH_CUDA_ARCH_LIST       CUDA archs, default "8.0;8.6;8.9;9.0" (A100, RTX 30xx/A10, Ada, Hopper)
   MAX_JOBS                   parallel compile jobs (ninja)
 
@@ -11,12 +12,33 @@ Install without build isolation so the build uses the torch you already have:
 """
 import glob
 import os
+import shutil
 import sysconfig
 
 from setuptools import setup
 
-import torch
-from torch.utils import cpp_extension
+
+def find_cuda_home() -> None:
+    """Point CUDA_HOME at the toolkit before torch reads it. torch guesses it from `nvcc` on
+    PATH; a wrapper script such as /usr/local/bin/nvcc makes that guess /usr/local, whose include
+    directory lacks the toolkit headers (crt/host_defines.h)."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    for home in ("/usr/local/cuda",):
+        if os.path.exists(os.path.join(home, "bin", "nvcc")):
+            os.environ["CUDA_HOME"] = home
+            return
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        home = os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+        if os.path.exists(os.path.join(home, "include", "cuda_runtime.h")):
+            os.environ["CUDA_HOME"] = home
+
+
+find_cuda_home()
+
+import torch  # noqa: E402  (after CUDA_HOME is settled)
+from torch.utils import cpp_extension  # noqa: E402
 
 DEFAULT_CUDA_ARCHS = "8.0;8.6;8.9;9.0"
 ROOT = os.path.dirname(os.path.abspath(__file__))
