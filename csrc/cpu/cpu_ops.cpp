@@ -211,10 +211,9 @@ at::Tensor im2win_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
               "weight: expected a 4-D floating point [O, C/groups, R, S] tensor, got ",
               weight.sizes());
   TORCH_CHECK(weight.device() == x.device(), "weight: expected on ", x.device());
-  const auto wf = f32(weight);
-  const float* wp = wf.data_ptr<float>();
-  // Filters in window order (q, r, c) once per call, so strips are plain blocked transposes.
-  const auto w_window = wf.permute({0, 3, 2, 1}).contiguous();
+  // Filters in window order (q, r, c) once per call: strips and portable tiles are then plain
+  // blocked transposes of it.
+  const auto w_window = f32(weight).permute({0, 3, 2, 1}).contiguous();
   const float* wwp = w_window.data_ptr<float>();
   return run_im2win(
       x, weight.sizes(), bias, stride, padding, dilation, groups,
@@ -222,7 +221,7 @@ at::Tensor im2win_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
         cpu::im2win_strip_dense(wwp, s, g, o0, width, strip);
       },
       [&](const ConvShape& s, int64_t g, int64_t o0, int64_t ob, float* tile, float*) {
-        cpu::im2win_weight_tile_dense(wp, s, g, o0, ob, tile);
+        cpu::im2win_strip_dense(wwp, s, g, o0, ob, tile);
       });
 }
 

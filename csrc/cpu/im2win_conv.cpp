@@ -35,18 +35,6 @@ void im2win_transform(const float* x, const ConvShape& s, int64_t row0, int64_t 
   }
 }
 
-void im2win_weight_tile_dense(const float* w, const ConvShape& s, int64_t g, int64_t o0,
-                              int64_t ob, float* tile) {
-  const int64_t Cg = s.Cg();
-  for (int64_t j = 0; j < ob; ++j) {
-    const float* f = w + (g * s.Og() + o0 + j) * Cg * s.R * s.S;  // [Cg][R][S]
-    for (int64_t c = 0; c < Cg; ++c)
-      for (int64_t r = 0; r < s.R; ++r)
-        for (int64_t q = 0; q < s.S; ++q)
-          tile[((q * s.R + r) * Cg + c) * ob + j] = f[(c * s.R + r) * s.S + q];
-  }
-}
-
 void im2win_weight_tile_bcq(const BcqWeight& w, const ConvShape& s, int64_t g, int64_t o0,
                             int64_t ob, float* tile, float* row_scratch) {
   const int64_t Cg = s.Cg();

@@ -40,11 +40,9 @@ constexpr int64_t kConvTileO = 16;
 // Window buffer rows for (n, oh) in [row0, row1) of the N * OH rows.
 void im2win_transform(const float* x_nhwc, const ConvShape& s, int64_t row0, int64_t row1,
                       float* win);
-// Weight tile for group g, output channels [o0, o0 + ob) of that group, as [S][R][Cg][ob].
-void im2win_weight_tile_dense(const float* w, const ConvShape& s, int64_t g, int64_t o0,
-                              int64_t ob, float* tile);
-// The same from a BCQ weight whose rows are the flattened [Cg * R * S] filters; row_scratch
-// holds Cg * R * S floats.
+// Weight tile for group g, output channels [o0, o0 + ob) of that group, as [S][R][Cg][ob], from
+// a BCQ weight whose rows are the flattened [Cg * R * S] filters; row_scratch holds Cg * R * S
+// floats. (A dense tile is im2win_strip_dense with width ob.)
 void im2win_weight_tile_bcq(const BcqWeight& w, const ConvShape& s, int64_t g, int64_t o0,
                             int64_t ob, float* tile, float* row_scratch);
 // out_nhwc[n, oh, :, g * Og + o0 + j] for rows in [row0, row1), j < ob, from one weight tile:
