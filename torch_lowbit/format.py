@@ -74,12 +74,6 @@ def unpack_signs(planes: torch.Tensor, n: int) -> torch.Tensor:
     return ((rows.unsqueeze(-1) >> shifts) & 1).reshape(rows.shape[0], n, -1).bool()
 
 
-def _native_cuda() -> bool:
-    from torch_lowbit._ext import has_cuda_kernels
-
-    return has_cuda_kernels()
-
-
 class QuantizedWeight:
     """A low-bit weight in BCQ form, for `torch_lowbit.ops` and the patched modules.
 
@@ -169,9 +163,11 @@ class QuantizedWeight:
         Runs the native bcq_dequantize op on CPU/CUDA tensors, plain PyTorch elsewhere.
         """
         from torch_lowbit import reference
+        from torch_lowbit._ext import has_cuda_kernels
 
         planes, alpha, offset, k, g = self.op_args()
-        if self.device.type in ("cpu", "cuda") and not (self.device.type == "cuda" and not _native_cuda()):
+        kind = self.device.type
+        if kind == "cpu" or (kind == "cuda" and has_cuda_kernels()):
             w = torch.ops.torch_lowbit.bcq_dequantize(planes, alpha.float(), offset.float(), k, g)
         else:
             w = reference.bcq_dequantize(planes, alpha.float(), offset.float(), k, g)

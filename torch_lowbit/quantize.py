@@ -66,6 +66,12 @@ def _uniform_codes(w, low, scale, bits):
     return ((w - low.unsqueeze(-1)) / scale.unsqueeze(-1)).round().clamp(0, 2**bits - 1)
 
 
+def _uniform_sq_err(w, low, scale, bits):
+    """Per-group squared error of rounding w to the grid low + scale * code."""
+    q = _uniform_codes(w, low, scale, bits)
+    return ((low.unsqueeze(-1) + scale.unsqueeze(-1) * q - w) ** 2).sum(-1)
+
+
 # ---- data-free fitters: w [N, ng, G] fp32 -> (codes [N, ng, G] long, alpha [N, ng, bits], z [N, ng]) ----
 def fit_rtn(w: torch.Tensor, bits: int):
     low, high = w.amin(dim=-1), w.amax(dim=-1)
@@ -80,12 +86,11 @@ def fit_mse(w: torch.Tensor, bits: int, grid_points: int = 40, refits: int = 4):
     best_err = torch.full(low0.shape, float("inf"), device=w.device)
     best_low, best_scale = low0.clone(), ((high0 - low0) / qmax).clamp_min(1e-10)
     # Clip [min, max] toward its center by ratio p; keep the per-group best.
+    center = (low0 + high0) / 2
     for p in torch.linspace(1.0, 0.5, grid_points).tolist():
-        center = (low0 + high0) / 2
         low = center - (center - low0) * p
         scale = ((high0 - low0) * p / qmax).clamp_min(1e-10)
-        q = _uniform_codes(w, low, scale, bits)
-        err = ((low.unsqueeze(-1) + scale.unsqueeze(-1) * q - w) ** 2).sum(-1)
+        err = _uniform_sq_err(w, low, scale, bits)
         better = err < best_err
         best_err = torch.where(better, err, best_err)
         best_low = torch.where(better, low, best_low)
@@ -98,8 +103,7 @@ def fit_mse(w: torch.Tensor, bits: int, grid_points: int = 40, refits: int = 4):
         var = ((q - qm) ** 2).sum(-1)
         new_scale = torch.where(var > 0, ((q - qm) * (w - wm)).sum(-1) / var.clamp_min(1e-12), scale).clamp_min(1e-10)
         new_low = wm.squeeze(-1) - new_scale * qm.squeeze(-1)
-        q2 = _uniform_codes(w, new_low, new_scale, bits)
-        err = ((new_low.unsqueeze(-1) + new_scale.unsqueeze(-1) * q2 - w) ** 2).sum(-1)
+        err = _uniform_sq_err(w, new_low, new_scale, bits)
         better = err < best_err
         best_err = torch.where(better, err, best_err)
         low = torch.where(better, new_low, low)
