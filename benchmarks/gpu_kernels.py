@@ -1,19 +1,27 @@
 """GPU benchmark: torch_lowbit's CUDA C++ and Triton kernels against cuBLAS/cuDNN and torch's
 int4 kernel, side by side in one process. Needs a CUDA GPU.
 
-    python benchmarks/gpu_kernels.py            # everything (a few minutes on an H100)
-    python benchmarks/gpu_kernels.py --quick    # one shape per family
+    python benchmarks/gpu_kernels.py                # everything (a few minutes on an H100)
+    python benchmarks/gpu_kernels.py --quick        # one shape per family
+    python benchmarks/gpu_kernels.py --only tiles   # just the tile-model sweep
 
 Low-bit GEMV/GEMM: (N, K) in (28672, 7168), (4096, 4096), (14336, 4096), (4096, 14336),
 (8192, 8192); m in 1, 4, 16, 32, 256; bits 2, 3, 4; group 128; fp16 activations; against
 F.linear fp16 (cuBLAS), torch int4 (_weight_int4pack_mm) and dequantize + matmul. Dense GEMM
 1024..8192 against torch.matmul. im2win on the twelve im2win-paper layers at batch 32 against
 F.conv2d (cuDNN) with and without cudnn.benchmark. CUDA-event timing, warm-up, medians; the L2
-is flushed before every GEMV run. Writes benchmarks/results/gpu_kernels.{json,md}.
+is flushed before every GEMV run. Tile model: every candidate of a fixed grid plus the model's
+top 8 is timed on a few GEMMs, and the predicted config's time is compared with the best
+measured. Writes benchmarks/results/gpu_kernels.{json,md} and gpu_policy.json (the faster kernel
+family per op and row count, the file torch_lowbit/policy.py reads from
+torch_lowbit/data/gpu_policy/).
 """
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
+import math
 import statistics
 import sys
 
@@ -21,7 +29,8 @@ import torch
 import torch.nn.functional as F
 
 import torch_lowbit
-from harness import machine, write
+from harness import RESULTS, machine, write
+from torch_lowbit import tile_model
 
 GEMV_SHAPES = [(28672, 7168), (4096, 4096), (14336, 4096), (4096, 14336), (8192, 8192)]
 PAPER = [
@@ -142,26 +151,115 @@ def bench_conv(quick: bool) -> list[dict]:
     return rows
 
 
+SWEEP_GRID = [tile_model.TileConfig(bm, bn, bk, w, st) for bm, bn, bk, w, st in itertools.product((64, 128), (64, 128, 256), (32, 64), (4, 8), (3,))]
+GEMV_GRID = [tile_model.TileConfig(16, bn, bk, w, st, sk) for bn, bk, w, st, sk in itertools.product((64, 128, 256), (32, 128), (4,), (2, 3), (1, 4, 16))]
+
+
+def bench_tiles(quick: bool) -> list[dict]:
+    """Predicted vs best measured tile config (dense fp16 GEMM and 3-bit g128 low-bit GEMM)."""
+    from torch_lowbit.triton_kernels.bcq_gemm import bcq_gemm
+    from torch_lowbit.triton_kernels.dense_gemm import dense_gemm
+
+    spec = tile_model.spec_for_device()
+    rows = []
+    dense = [(s, s, s) for s in ((4096,) if quick else (1024, 2048, 4096, 8192))]
+    lowbit = [(1, 4096, 4096), (16, 28672, 7168), (256, 4096, 4096)][: 1 if quick else 3]
+    cases = [("dense fp16", m, n, k, 16) for m, n, k in dense] + [("3-bit g128", m, n, k, 3) for m, n, k in lowbit]
+    for kind, m, n, k, bits in cases:
+        x = torch.randn(m, k, device="cuda", dtype=torch.float16)
+        if bits == 16:
+            w = torch.randn(n, k, device="cuda", dtype=torch.float16)
+            run = lambda c: dense_gemm(x, w, group_m=c.group_m, **c.kernel_args())  # noqa: E731
+            grid, group = SWEEP_GRID, None
+        else:
+            qw = torch_lowbit.quantize_weight(torch.randn(n, k), bits=bits, group_size=128).to("cuda")
+            args = (x, *qw.op_args())
+            run = lambda c: bcq_gemm(*args, split_k=c.split_k, group_m=c.group_m, **c.kernel_args())  # noqa: E731
+            grid, group = (GEMV_GRID if m <= 32 else SWEEP_GRID), 128
+        ranked = tile_model.rank_configs(m, n, k, spec, 2, bits, group)
+        predicted = ranked[0][1]
+        sweep = {c for c in grid if tile_model.feasible(c, spec, 2, bits, group)} | {c for _, c in ranked[:8]}
+        measured = {}
+        for cfg in sweep:
+            try:
+                measured[cfg] = cuda_ms(lambda: run(cfg), repeats=10, flush=m <= 32)
+            except Exception as err:  # e.g. out of resources on this card
+                print(f"tile {cfg} failed: {err}", file=sys.stderr)
+        best = min(measured, key=measured.get)
+        order = sorted(measured, key=measured.get)
+        rows.append({"family": "tiles", "shape": f"{kind} m={m} {n}x{k}", "m": m, "kernel": f"predicted {predicted}",
+                     "ms": measured[predicted], "best": str(best), "best ms": measured[best], "swept": len(measured),
+                     "rank": order.index(predicted) + 1, "vs best": measured[best] / measured[predicted]})
+        print(f"tiles {kind} m={m} {n}x{k}: predicted/best = {measured[predicted] / measured[best]:.2f}", flush=True)
+    return rows
+
+
+def gpu_policy(rows: list[dict], meta: dict, command: str) -> dict:
+    """The faster family (CUDA C++ "native" or "triton") per op and m, from the timings above
+    (geometric mean over shapes and bit widths)."""
+    times: dict = {}
+    for r in rows:
+        kernel = r["kernel"]
+        if r["family"] == "lowbit" and "[" in kernel:
+            op = "lut_gemm" if "lut_gemm" in kernel else "tiled_gemm_bcq"
+        elif r["family"] == "dense" and "[" in kernel:
+            op = "tiled_gemm"
+        elif r["family"] == "conv" and kernel.startswith("im2win"):
+            op = "im2win_conv2d"
+        else:
+            continue
+        family = "native" if kernel.endswith("[cuda]") else "triton"
+        m = r["m"] if isinstance(r["m"], int) else 32
+        times.setdefault(op, {}).setdefault(m, {}).setdefault(family, []).append(math.log(r["ms"]))
+    ops = {}
+    for op, by_m in times.items():
+        entries = []
+        for m in sorted(by_m):
+            fams = {f: sum(v) / len(v) for f, v in by_m[m].items()}
+            entries.append([m, min(fams, key=fams.get)])
+        entries[-1][0] = 2**31  # the largest measured m decides beyond it
+        ops[op] = entries
+    return {"device": meta["gpu"], "measured": f"{meta['date']}, {command}", "ops": ops}
+
+
 def markdown(rows, meta, command) -> str:
     out = [f"GPU kernels — {meta['gpu']}, torch {meta['torch']}, {meta['date']}", f"Command: `{command}`. Medians of CUDA-event timings; ratios >1 = faster than the baseline.", ""]
     out += ["| family | shape | m / dtype | kernel | ms | ratio |", "|---|---|---|---|---|---|"]
     for r in rows:
+        if r["family"] == "tiles":
+            continue
         ratio = r.get("vs fp16", r.get("vs cuBLAS", r.get("vs cuDNN")))
         out.append(f"| {r['family']} | {r['shape']} | {r['m']} | {r['kernel']} | {r['ms']:.4f} | {ratio:.2f}x |")
+    tiles = [r for r in rows if r["family"] == "tiles"]
+    if tiles:
+        out += ["", "Tile model: the predicted config's time against the best of the swept configs.", "",
+                "| GEMM | predicted config | ms | best config | best ms | best/predicted | rank of predicted |", "|---|---|---|---|---|---|---|"]
+        for r in tiles:
+            out.append(f"| {r['shape']} | {r['kernel'].removeprefix('predicted ')} | {r['ms']:.4f} | {r['best']} | {r['best ms']:.4f} | {r['vs best']:.2f} | {r['rank']} of {r['swept']} |")
+        within = sum(r["vs best"] >= 1 / 1.1 for r in tiles)
+        out.append(f"\nPredicted within 10% of the best on {within} of {len(tiles)} GEMMs.")
     return "\n".join(out)
+
+
+FAMILIES = {"lowbit": bench_lowbit, "dense": bench_dense, "conv": bench_conv, "tiles": bench_tiles}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", nargs="+", choices=sorted(FAMILIES), default=sorted(FAMILIES))
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("gpu_kernels.py needs a CUDA GPU")
     meta = machine()
-    rows = bench_lowbit(args.quick) + bench_dense(args.quick) + bench_conv(args.quick)
+    rows = []
+    for family in ("lowbit", "dense", "conv", "tiles"):
+        if family in args.only:
+            rows += FAMILIES[family](args.quick)
     command = "python benchmarks/" + " ".join(["gpu_kernels.py"] + sys.argv[1:])
     md = markdown(rows, meta, command)
     write("gpu_kernels", rows, md, meta)
+    (RESULTS / "gpu_policy.json").write_text(json.dumps(gpu_policy(rows, meta, command), indent=1))
     print(md)
 
 

@@ -1,7 +1,8 @@
 """Which kernel family runs an op: the explicit backend policy.
 
-backend="auto" picks the compiled kernels for the tensor's device (CUDA C++ when built, else
-Triton on CUDA tensors); "cpu", "cuda", "triton" and "reference" force one. A backend that
+backend="auto" picks the compiled kernels on CPU tensors and, on CUDA tensors, CUDA C++ or Triton
+by op and row count from measurements (policy.cuda_family); "cpu", "cuda", "triton" and
+"reference" force one. A backend that
 cannot run the call raises RuntimeError saying why: there is no silent substitution.
 """
 from __future__ import annotations
@@ -33,8 +34,9 @@ def cuda_kernels_built() -> bool:
     return has_cuda_kernels()
 
 
-def resolve(backend: str, device: torch.device) -> str:
-    """Return the concrete backend ("native", "triton" or "reference") for a call on `device`.
+def resolve(backend: str, device: torch.device, op: str | None = None, rows: int = 0) -> str:
+    """Return the concrete backend ("native", "triton" or "reference") for a call of `op` with
+    `rows` activation rows on `device`.
 
     "native" means the compiled C++/CUDA op, dispatched by torch on the tensor's device.
     """
@@ -50,6 +52,10 @@ def resolve(backend: str, device: torch.device) -> str:
             raise RuntimeError("backend='auto': torch_lowbit was built without CUDA kernels and Triton is not installed")
         if kind not in ("cpu", "cuda", "meta"):
             raise RuntimeError(f"backend='auto': no torch_lowbit kernel for device {device}; use backend='reference'")
+        if kind == "cuda":
+            from torch_lowbit import policy
+
+            return policy.cuda_family(op, rows, device, triton_available())
         return "native"
     if backend == "cpu":
         if kind not in ("cpu", "meta"):

@@ -75,7 +75,7 @@ def lut_gemm(x: torch.Tensor, qw: QuantizedWeight, backend: str = "auto") -> tor
     _check_linear_weight(qw)
     _check_same_device(x, qw, "qw")
     x2 = _linear_input(x, qw.in_features)
-    which = backends.resolve(backend, x.device)
+    which = backends.resolve(backend, x.device, "lut_gemm", x2.shape[0])
     if which == "reference":
         y = reference.lut_gemm(x2, *qw.op_args())
     else:
@@ -98,7 +98,7 @@ def tiled_gemm(x: torch.Tensor, w: torch.Tensor | QuantizedWeight, backend: str 
         _check_linear_weight(w, "w")
         _check_same_device(x, w, "w")
         x2 = _linear_input(x, w.in_features)
-        which = backends.resolve(backend, x.device)
+        which = backends.resolve(backend, x.device, "tiled_gemm_bcq", x2.shape[0])
         if which == "reference":
             y = reference.tiled_gemm_bcq(x2, *w.op_args())
         else:
@@ -112,7 +112,7 @@ def tiled_gemm(x: torch.Tensor, w: torch.Tensor | QuantizedWeight, backend: str 
         raise ValueError(f"w: expected a 2-D weight [N, K], got shape {tuple(w.shape)}")
     _check_same_device(x, w, "w")
     x2 = _linear_input(x, w.shape[1])
-    which = backends.resolve(backend, x.device)
+    which = backends.resolve(backend, x.device, "tiled_gemm", x2.shape[0])
     if which == "reference":
         y = reference.tiled_gemm(x2, w)
     else:
@@ -226,7 +226,7 @@ def im2win_conv2d(
         if not isinstance(bias, torch.Tensor) or bias.shape != (shape[0],):
             raise ValueError(f"bias: expected a tensor of shape ({shape[0]},), got {getattr(bias, 'shape', bias)!r}")
         _check_same_device(x, bias, "bias")
-    which = backends.resolve(backend, x.device)
+    which = backends.resolve(backend, x.device, "im2win_conv2d_bcq" if quantized else "im2win_conv2d", x.shape[0])
     if quantized:
         args = (x, w.planes, w.alpha, w.offset, list(shape), w.effective_group_size, bias, stride_, pads, dilation_, groups)
         if which == "reference":
