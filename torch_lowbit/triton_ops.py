@@ -88,12 +88,23 @@ def _conv_out(x: torch.Tensor, out_nhwc: torch.Tensor) -> torch.Tensor:
     return out if channels_last else out.contiguous()
 
 
+def _conv_tiles(x: torch.Tensor, weight_shape: list[int], stride, padding, dilation, groups: int) -> dict:
+    # The implicit GEMM per group: rows = output pixels, columns = the group's output channels,
+    # reduction = R * S * C/groups. Sized by the tile model like a dense GEMM (no split-K).
+    o, cg, r, s = weight_shape
+    oh, ow = _registrations.conv_out_hw(x.shape[2], x.shape[3], r, s, stride, padding, dilation)
+    rows = max(x.shape[0] * oh * ow, 1)
+    cfg = choose_config(rows, max(o // groups, 1), max(cg * r * s, 1), x.device, x.dtype, 8 * _act_bytes(x.dtype), None)
+    return cfg.kernel_args()
+
+
 @torch.library.custom_op("torch_lowbit::triton_im2win_conv2d", mutates_args=())
 def triton_im2win_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], stride: list[int], padding: list[int], dilation: list[int], groups: int) -> torch.Tensor:
     from torch_lowbit.triton_kernels.im2win_conv import im2win_conv2d
 
     x_nhwc = x.permute(0, 2, 3, 1).contiguous()
-    out = im2win_conv2d(x_nhwc, list(weight.shape), bias, stride, padding, dilation, groups, weight=_contiguous(weight.to(x.dtype)))
+    tiles = _conv_tiles(x, list(weight.shape), stride, padding, dilation, groups)
+    out = im2win_conv2d(x_nhwc, list(weight.shape), bias, stride, padding, dilation, groups, weight=_contiguous(weight.to(x.dtype)), **tiles)
     return _conv_out(x, out)
 
 
@@ -103,7 +114,8 @@ def triton_im2win_conv2d_bcq(x: torch.Tensor, planes: torch.Tensor, alpha: torch
 
     x_nhwc = x.permute(0, 2, 3, 1).contiguous()
     bcq = (_contiguous(planes), _contiguous(alpha), _contiguous(offset), group_size)
-    out = im2win_conv2d(x_nhwc, weight_shape, bias, stride, padding, dilation, groups, bcq=bcq)
+    tiles = _conv_tiles(x, weight_shape, stride, padding, dilation, groups)
+    out = im2win_conv2d(x_nhwc, weight_shape, bias, stride, padding, dilation, groups, bcq=bcq, **tiles)
     return _conv_out(x, out)
 
 

@@ -92,7 +92,7 @@ def _im2win_conv_kernel(
 
 def im2win_conv2d(x_nhwc: torch.Tensor, weight_shape, bias, stride, padding, dilation, groups: int,
                   weight: torch.Tensor | None = None, bcq=None, block_m: int = 64, block_n: int = 32,
-                  block_k: int = 32) -> torch.Tensor:
+                  block_k: int = 32, num_warps: int = 4, num_stages: int = 3) -> torch.Tensor:
     """x_nhwc [N, H, W, C] contiguous -> out NHWC [N, OH, OW, O] in x's dtype.
 
     Pass a dense `weight` [O, C/g, R, S] or `bcq` = (planes, alpha, offset, group_size).
@@ -129,6 +129,6 @@ def im2win_conv2d(x_nhwc: torch.Tensor, weight_shape, bias, stride, padding, dil
         win, *wargs, bias if bias is not None else dummy, out,
         P, O, Og, Cg, R, S, OH, OW, Wwin, groups, sw, dw, kp, G, NG,
         QUANT=quant, BITS=bits, HAS_BIAS=bias is not None,
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, DOT_FP32=fp32,
+        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, DOT_FP32=fp32, num_warps=num_warps, num_stages=num_stages,
     )
     return out
