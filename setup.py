@@ -73,7 +73,7 @@ def extension():
         defines = ["-DTORCH_LOWBIT_WITH_CUDA", f'-DTORCH_LOWBIT_CUDA_ARCHS="{archs}"']
         return cpp_extension.CUDAExtension(
             "torch_lowbit._C",
-            sources + rel("csrc/cuda/*.cpp") + rel("csrc/cuda/*.cu"),
+            sources + rel("csrc/cuda/*.cpp") + rel("csrc/cuda/*.cu") + rel("csrc/cuda/generated/*.cu"),
             include_dirs=cuda_include_dirs(),
             extra_compile_args={"cxx": cxx + defines, "nvcc": ["-O3"]},
             extra_link_args=["-fopenmp"],

@@ -17,13 +17,15 @@ nvidia-smi > "$OUT/nvidia-smi.txt" 2>&1
 echo "build: $(( $(date +%s) - start )) s"
 python -m torch_lowbit env | tee "$OUT/env.txt"
 # The kernel tests on the GPU: the cuda-marked ones plus Triton compiled for real (no interpreter).
-timeout 240 python -m pytest -q -x tests/test_lut_gemm.py tests/test_tiled_gemm.py tests/test_im2win_conv.py \
-  tests/test_opcheck.py tests/test_autograd.py -k "cuda or triton" 2>&1 | tee "$OUT/pytest_gpu.txt" | tail -20
+timeout 240 python -m pytest -q tests/test_lut_gemm.py tests/test_tiled_gemm.py tests/test_im2win_conv.py \
+  tests/test_opcheck.py tests/test_autograd.py tests/test_tile_model.py -k "cuda or triton or tile or split" 2>&1 \
+  | tee "$OUT/pytest_gpu.txt" | tail -20
 if command -v compute-sanitizer > /dev/null || [ -x "$CUDA_HOME/bin/compute-sanitizer" ]; then
-  timeout 120 "$CUDA_HOME/bin/compute-sanitizer" --tool memcheck python -m pytest -q -x tests/test_lut_gemm.py -k "cuda and fp32_scales" \
+  timeout 120 "$CUDA_HOME/bin/compute-sanitizer" --tool memcheck python -m pytest -q -x tests/test_lut_gemm.py tests/test_tiled_gemm.py \
+    -k "cuda and (fp32_scales or large_odd or deterministic)" \
     > "$OUT/sanitizer.txt" 2>&1; tail -3 "$OUT/sanitizer.txt"
 fi
 echo "tests: $(( $(date +%s) - start )) s"
 timeout 300 python benchmarks/gpu_kernels.py ${GPU_BENCH_ARGS:-} 2>&1 | tee "$OUT/gpu_kernels.txt" | tail -80
-cp benchmarks/results/gpu_kernels.* "$OUT/" 2>/dev/null
+cp benchmarks/results/gpu_kernels.* benchmarks/results/gpu_policy.json "$OUT/" 2>/dev/null
 echo "total: $(( $(date +%s) - start )) s"

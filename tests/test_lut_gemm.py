@@ -82,3 +82,18 @@ def test_set_cpu_isa_rejects_unknown_names():
 
     with pytest.raises(ValueError, match="isa"):
         _C.set_cpu_isa("sse9")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_cuda_lut_gemm_every_row_variant_and_split_is_deterministic(dtype):
+    # m = 1, 4, 5 and 32 hit the three compile-time row variants (1, 4, 16 rows a block; 32 rows
+    # take two blocks); K = 4096 with few outputs makes the plan split K across blocks.
+    for m, n, gs in [(1, 300, 128), (4, 77, 32), (5, 130, -1), (32, 200, 64)]:
+        qw = torch_lowbit.quantize_weight(torch.randn(n, 4096), bits=3, group_size=gs).to("cuda")
+        x = make_input((m, 4096), dtype, "cuda")
+        out = torch_lowbit.ops.lut_gemm(x, qw, backend="cuda")
+        ref = torch_lowbit.ops.lut_gemm(x, qw, backend="reference")
+        assert rel_err(out.cpu(), ref.cpu()) < TOL[dtype], (m, n, gs)
+        assert torch.equal(out, torch_lowbit.ops.lut_gemm(x, qw, backend="cuda")), "split-K must be deterministic"

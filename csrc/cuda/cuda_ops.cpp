@@ -38,32 +38,56 @@ at::Tensor bcq_dequantize_cuda(const at::Tensor& planes, const at::Tensor& alpha
   return out.to(alpha.scalar_type());
 }
 
+cuda::ActType act_type(const at::Tensor& x) {
+  switch (x.scalar_type()) {
+    case at::kHalf: return cuda::ActType::kFloat16;
+    case at::kBFloat16: return cuda::ActType::kBFloat16;
+    case at::kFloat: return cuda::ActType::kFloat32;
+    default: TORCH_CHECK(false, "x: expected float32, float16 or bfloat16, got ", x.scalar_type());
+  }
+}
+
 at::Tensor lut_gemm_cuda(const at::Tensor& x, const at::Tensor& planes, const at::Tensor& alpha,
                          const at::Tensor& offset, int64_t K, int64_t G) {
   check_bcq(planes, alpha, offset, K, G);
   check_activation(x, K, planes);
   const c10::cuda::CUDAGuard guard(x.device());
-  BcqOnDevice w(planes, alpha, offset, K, G);
-  const auto xf = f32(x);
-  auto y = new_output({x.size(0), w.view.N}, x.options().dtype(at::kFloat));
-  check_launch(cuda::lut_gemm(xf.data_ptr<float>(), x.size(0), w.view, y.data_ptr<float>(),
-                              stream()),
+  // The kernel reads 4 rows of a panel as one 32-bit word.
+  BcqOnDevice w(reinterpret_cast<uintptr_t>(planes.data_ptr()) % 4 ? planes.clone() : planes, alpha, offset, K, G);
+  const auto xc = x.contiguous();
+  const int64_t M = x.size(0);
+  auto y = new_output({M, w.view.N}, x.options());
+  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const cuda::LutPlan plan = cuda::lut_gemm_plan(M, w.view, sms);
+  at::Tensor workspace;
+  if (plan.splits > 1) workspace = at::empty({plan.splits, M, w.view.N}, x.options().dtype(at::kFloat));
+  check_launch(cuda::lut_gemm(xc.data_ptr(), act_type(x), M, w.view, plan, y.data_ptr(),
+                              plan.splits > 1 ? workspace.data_ptr<float>() : nullptr, stream()),
                "lut_gemm");
-  return y.to(x.scalar_type());
+  return y;
 }
 
+// fp32 runs the SIMT kernel (exact fp32 products); fp16/bf16 the tensor-core kernel.
 at::Tensor tiled_gemm_cuda(const at::Tensor& x, const at::Tensor& weight) {
   TORCH_CHECK(weight.dim() == 2 && weight.is_floating_point(),
               "weight: expected a 2-D floating point [N, K] tensor, got ", weight.sizes());
   check_activation(x, weight.size(1), weight);
   const c10::cuda::CUDAGuard guard(x.device());
-  const auto xf = f32(x), wf = f32(weight);
-  auto y = new_output({x.size(0), weight.size(0)}, x.options().dtype(at::kFloat));
-  check_launch(cuda::tiled_gemm_dense(xf.data_ptr<float>(), x.size(0), x.size(1),
-                                      wf.data_ptr<float>(), weight.size(0), y.data_ptr<float>(),
-                                      stream()),
-               "tiled_gemm");
-  return y.to(x.scalar_type());
+  const int64_t M = x.size(0), K = x.size(1), N = weight.size(0);
+  if (x.scalar_type() == at::kFloat) {
+    const auto xf = f32(x), wf = f32(weight);
+    auto y = new_output({M, N}, x.options());
+    check_launch(cuda::tiled_gemm_dense(xf.data_ptr<float>(), M, K, wf.data_ptr<float>(), N,
+                                        y.data_ptr<float>(), stream()),
+                 "tiled_gemm");
+    return y;
+  }
+  const auto xc = x.contiguous(), wc = weight.to(x.scalar_type()).contiguous();
+  auto y = new_output({M, N}, x.options());
+  check_launch(cuda::tc_gemm_dense(xc.data_ptr(), act_type(x), M, K, wc.data_ptr(), N, y.data_ptr(),
+                                   stream()),
+               "tiled_gemm (tensor cores)");
+  return y;
 }
 
 at::Tensor tiled_gemm_bcq_cuda(const at::Tensor& x, const at::Tensor& planes,
@@ -73,12 +97,18 @@ at::Tensor tiled_gemm_bcq_cuda(const at::Tensor& x, const at::Tensor& planes,
   check_activation(x, K, planes);
   const c10::cuda::CUDAGuard guard(x.device());
   BcqOnDevice w(planes, alpha, offset, K, G);
-  const auto xf = f32(x);
-  auto y = new_output({x.size(0), w.view.N}, x.options().dtype(at::kFloat));
-  check_launch(cuda::tiled_gemm_bcq(xf.data_ptr<float>(), x.size(0), w.view,
-                                    y.data_ptr<float>(), stream()),
-               "tiled_gemm_bcq");
-  return y.to(x.scalar_type());
+  const int64_t M = x.size(0);
+  auto y = new_output({M, w.view.N}, x.options());
+  if (x.scalar_type() == at::kFloat) {
+    const auto xf = f32(x);
+    check_launch(cuda::tiled_gemm_bcq(xf.data_ptr<float>(), M, w.view, y.data_ptr<float>(), stream()),
+                 "tiled_gemm_bcq");
+    return y;
+  }
+  const auto xc = x.contiguous();
+  check_launch(cuda::tc_gemm_bcq(xc.data_ptr(), act_type(x), M, w.view, y.data_ptr(), stream()),
+               "tiled_gemm_bcq (tensor cores)");
+  return y;
 }
 
 // Conv(win, out) launches the conv kernel over the prepared window buffer.

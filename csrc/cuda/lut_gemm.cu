@@ -1,60 +1,33 @@
-// LUT-GEMM on CUDA. One warp per (output feature n, activation row m): each lane takes one
-// byte (8 k's) of every bit-plane at a time; for a warp's 8 activations it builds the
-// 256-entry table of signed sums in shared memory once, shared by all bit-planes, so every
-// plane byte is one lookup scaled by its group's alpha. Offsets use the group's activation sum.
-// Accumulation is fp32 and the reduction order is fixed (no atomics): results are deterministic.
-#include "bcq_device.cuh"
-#include "launchers.h"
+// LUT-GEMM host side: the plan (rows per block, K-splits), the dispatch over the compile-time
+// variants (instantiated in generated/), the ordered split-K reduction, and bcq_dequantize.
+// The kernel itself is in lut_gemm.cuh.
+#include "lut_gemm.cuh"
 
 namespace torch_lowbit {
 namespace cuda {
+
+#define TORCH_LOWBIT_LUT_EXTERN_ALL(BITS) \
+  TORCH_LOWBIT_LUT_GEMM_EXTERN(BITS, 1)   \
+  TORCH_LOWBIT_LUT_GEMM_EXTERN(BITS, 4)   \
+  TORCH_LOWBIT_LUT_GEMM_EXTERN(BITS, 16)
+TORCH_LOWBIT_LUT_EXTERN_ALL(1)
+TORCH_LOWBIT_LUT_EXTERN_ALL(2)
+TORCH_LOWBIT_LUT_EXTERN_ALL(3)
+TORCH_LOWBIT_LUT_EXTERN_ALL(4)
+TORCH_LOWBIT_LUT_EXTERN_ALL(5)
+TORCH_LOWBIT_LUT_EXTERN_ALL(6)
+TORCH_LOWBIT_LUT_EXTERN_ALL(7)
+TORCH_LOWBIT_LUT_EXTERN_ALL(8)
+
 namespace {
 
-constexpr int kWarpsPerBlock = 4;
-
-__global__ void lut_gemm_kernel(const float* __restrict__ x, int64_t M, BcqWeight w,
-                                float* __restrict__ y) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
-  const int64_t chunks = w.Kp / 8, ng = w.Kp / w.group_size;
-  // A private 256-entry table per warp (4 KiB shared for the block).
-  __shared__ float tables[kWarpsPerBlock][256];
-  float* t = tables[warp];
-  for (int64_t m = blockIdx.y; m < M; m += gridDim.y) {
-  const float* xr = x + m * w.K;
-  float acc = 0.f;
-  for (int64_t c0 = 0; c0 < chunks; c0 += 32) {
-    const int64_t c = c0 + lane;  // this lane's byte index
-    for (int src = 0; src < 32 && c0 + src < chunks; ++src) {
-      // The warp builds the table of chunk c0 + src cooperatively: 8 entries per lane.
-      const int64_t kb = (c0 + src) * 8;
-      float xs[8];
-      float total = 0.f;
-      for (int j = 0; j < 8; ++j) {
-        xs[j] = kb + j < w.K ? xr[kb + j] : 0.f;
-        total += xs[j];
-      }
-      for (int e = lane; e < 256; e += 32) {
-        float v = -total;
-        for (int j = 0; j < 8; ++j)
-          if ((e >> j) & 1) v += 2.f * xs[j];
-        t[e] = v;
-      }
-      __syncwarp();
-      if (src == lane && n < w.N) {
-        const int64_t g = (c * 8) / w.group_size;
-        for (int64_t b = 0; b < w.bits; ++b) {
-          const uint8_t byte = w.byte_at(b, n, c);
-          acc += w.alpha_at(b, g, n) * t[byte];
-        }
-        acc += w.offset_at(g, n) * total;
-      }
-      __syncwarp();
-    }
-  }
-  for (int off = 16; off > 0; off /= 2) acc += __shfl_down_sync(0xffffffffu, acc, off);
-  if (lane == 0 && n < w.N) y[m * w.N + n] = acc;
-  }
+__global__ void split_sum_kernel(const float* __restrict__ partial, int64_t splits, int64_t count,
+                                 void* __restrict__ y, ActType yt) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  float v = 0.f;
+  for (int64_t s = 0; s < splits; ++s) v += partial[s * count + i];  // fixed order
+  act_store(y, i, v, yt);
 }
 
 __global__ void bcq_dequantize_kernel(BcqWeight w, float* __restrict__ out) {
@@ -63,13 +36,51 @@ __global__ void bcq_dequantize_kernel(BcqWeight w, float* __restrict__ out) {
   out[i] = bcq_weight_at(w, i / w.K, i % w.K);
 }
 
+template <int MB>
+cudaError_t dispatch_bits(const void* x, ActType xt, int64_t M, const BcqWeight& w,
+                          const LutPlan& plan, void* y, float* ws, cudaStream_t stream) {
+  switch (w.bits) {
+    case 1: return launch_lut_gemm<1, MB>(x, xt, M, w, plan, y, ws, stream);
+    case 2: return launch_lut_gemm<2, MB>(x, xt, M, w, plan, y, ws, stream);
+    case 3: return launch_lut_gemm<3, MB>(x, xt, M, w, plan, y, ws, stream);
+    case 4: return launch_lut_gemm<4, MB>(x, xt, M, w, plan, y, ws, stream);
+    case 5: return launch_lut_gemm<5, MB>(x, xt, M, w, plan, y, ws, stream);
+    case 6: return launch_lut_gemm<6, MB>(x, xt, M, w, plan, y, ws, stream);
+    case 7: return launch_lut_gemm<7, MB>(x, xt, M, w, plan, y, ws, stream);
+    case 8: return launch_lut_gemm<8, MB>(x, xt, M, w, plan, y, ws, stream);
+    default: return cudaErrorInvalidValue;
+  }
+}
+
 }  // namespace
 
-cudaError_t lut_gemm(const float* x, int64_t M, const BcqWeight& w, float* y,
-                     cudaStream_t stream) {
+LutPlan lut_gemm_plan(int64_t M, const BcqWeight& w, int sm_count) {
+  LutPlan plan;
+  plan.rows_per_block = M <= 1 ? 1 : (M <= 4 ? 4 : 16);
+  const int64_t blocks = ((w.N + kLutRowsPerBlock - 1) / kLutRowsPerBlock) *
+                         ((M + plan.rows_per_block - 1) / plan.rows_per_block);
+  // Enough blocks for ~4 per SM, but at least 8 byte columns per warp in each split.
+  const int64_t want = (4 * static_cast<int64_t>(sm_count > 0 ? sm_count : 1) + blocks - 1) / blocks;
+  const int64_t most = w.row_bytes() / (8 * kLutWarps) > 0 ? w.row_bytes() / (8 * kLutWarps) : 1;
+  int64_t splits = want < most ? want : most;
+  if (splits < 1) splits = 1;
+  plan.kb_per_split = (w.row_bytes() + splits - 1) / splits;
+  plan.splits = (w.row_bytes() + plan.kb_per_split - 1) / plan.kb_per_split;  // no empty split
+  return plan;
+}
+
+cudaError_t lut_gemm(const void* x, ActType xt, int64_t M, const BcqWeight& w, const LutPlan& plan,
+                     void* y, float* workspace, cudaStream_t stream) {
   if (M == 0 || w.N == 0) return cudaSuccess;
-  const dim3 grid(blocks_for(w.N, kWarpsPerBlock), static_cast<unsigned int>(M < 65535 ? M : 65535));
-  lut_gemm_kernel<<<grid, kWarpsPerBlock * 32, 0, stream>>>(x, M, w, y);
+  cudaError_t err = cudaErrorInvalidValue;
+  switch (plan.rows_per_block) {
+    case 1: err = dispatch_bits<1>(x, xt, M, w, plan, y, workspace, stream); break;
+    case 4: err = dispatch_bits<4>(x, xt, M, w, plan, y, workspace, stream); break;
+    case 16: err = dispatch_bits<16>(x, xt, M, w, plan, y, workspace, stream); break;
+  }
+  if (err != cudaSuccess || plan.splits <= 1) return err;
+  const int64_t count = M * w.N;
+  split_sum_kernel<<<blocks_for(count, 256), 256, 0, stream>>>(workspace, plan.splits, count, y, xt);
   return cudaGetLastError();
 }
 
