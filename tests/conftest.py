@@ -43,7 +43,9 @@ def kernel_backends():
     cuda_mark = pytest.mark.skipif(not has_gpu, reason="needs a CUDA GPU")
     params = [pytest.param(CpuBackend(isa), "cpu", id=f"cpu-{isa}") for isa in CPU_ISAS]
     if backends.triton_available():
-        params.append(pytest.param("triton", "cuda" if has_gpu else "cpu", id="triton"))
+        # on a GPU machine the Triton kernels compile for real and belong to `pytest -m cuda`
+        marks = [pytest.mark.cuda] if has_gpu else []
+        params.append(pytest.param("triton", "cuda" if has_gpu else "cpu", id="triton", marks=marks))
     params.append(pytest.param("cuda", "cuda", id="cuda", marks=[pytest.mark.cuda, cuda_mark]))
     return params
 
