@@ -102,6 +102,16 @@ def _warp_tile(cfg: TileConfig) -> tuple[float, float]:
     return cfg.block_m / warps_m, cfg.block_n / (cfg.num_warps // warps_m)
 
 
+def _regs_per_thread(cfg: TileConfig, weight_bits: int) -> int:
+    """Rough register count: fp32 accumulators, operand fragments, and for low-bit weights the
+    decoded fp32 weight tile, which lives in registers before tl.dot."""
+    threads = 32 * cfg.num_warps
+    acc = cfg.block_m * cfg.block_n // threads
+    operands = (cfg.block_m + cfg.block_n) * cfg.block_k // (2 * threads)
+    decoded = cfg.block_k * cfg.block_n // threads if weight_bits < 16 else 0
+    return 24 + acc + operands + decoded
+
+
 def shared_bytes(cfg: TileConfig, act_bytes: int, weight_bits: int) -> int:
     """Shared memory of the software pipeline: num_stages copies of the A tile and the (packed)
     weight tile."""
@@ -113,7 +123,7 @@ def shared_bytes(cfg: TileConfig, act_bytes: int, weight_bits: int) -> int:
 def feasible(cfg: TileConfig, spec: GpuSpec, act_bytes: int = 2, weight_bits: int = 16, group_size: int | None = None) -> bool:
     if shared_bytes(cfg, act_bytes, weight_bits) > spec.smem_per_block:
         return False
-    if cfg.block_m * cfg.block_n // (32 * cfg.num_warps) > 128:  # fp32 accumulators per thread
+    if _regs_per_thread(cfg, weight_bits) > 192:  # would spill
         return False
     if cfg.block_m * cfg.block_n < 32 * cfg.num_warps:  # fewer outputs than threads
         return False
@@ -132,7 +142,7 @@ def predict_ms(m: int, n: int, k: int, cfg: TileConfig, spec: GpuSpec, act_bytes
     k_iters = math.ceil(math.ceil(k / cfg.split_k) / cfg.block_k)
     # Occupancy: blocks resident per SM, bounded by shared memory, registers and warp slots.
     smem = max(shared_bytes(cfg, act_bytes, weight_bits), 1)
-    regs_per_thread = min(255, 32 + cfg.block_m * cfg.block_n // (32 * cfg.num_warps) + (cfg.block_m + cfg.block_n) * cfg.block_k // (64 * cfg.num_warps))
+    regs_per_thread = min(255, _regs_per_thread(cfg, weight_bits))
     resident = min(spec.smem_per_sm // smem, spec.regs_per_sm // (regs_per_thread * 32 * cfg.num_warps), spec.max_warps_per_sm // cfg.num_warps, 32)
     resident = max(resident, 1)
     per_sm = math.ceil(programs / spec.sms)  # the busiest SM's share (wave quantization)
