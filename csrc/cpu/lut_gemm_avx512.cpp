@@ -14,6 +14,10 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 
+#ifndef TORCH_LOWBIT_LUT_PREFETCH
+#define TORCH_LOWBIT_LUT_PREFETCH 2048
+#endif
+
 namespace torch_lowbit {
 namespace cpu {
 namespace {
@@ -32,7 +36,6 @@ void panel(const float* tables, const float* group_sums, int64_t M, const BcqWei
   const __mmask16 live = static_cast<__mmask16>((1u << rows) - 1u);
   const int64_t ng = w.ngroups(), cols_per_group = w.group_size / 8;
   const int64_t table_stride = (w.Kp / 4) * kLut16Entries;
-  const __m512i low_nibble = _mm512_set1_epi32(15);
   for (int64_t m = 0; m < M; ++m) {
     const float* tm = tables + m * table_stride;
     __m512 out = _mm512_setzero_ps();
@@ -49,11 +52,17 @@ void panel(const float* tables, const float* group_sums, int64_t M, const BcqWei
 #pragma GCC unroll 8
         for (int b = 0; b < BITS; ++b) {
           const uint8_t* src = w.planes + w.panel_offset(b, p, c);
+          // Each plane is a sequential stream (a panel's plane is followed by the next
+          // panel's): prefetch it far enough ahead to cover DRAM latency when weights are cold.
+          _mm_prefetch(reinterpret_cast<const char*>(src) + TORCH_LOWBIT_LUT_PREFETCH, _MM_HINT_T0);
           const __m512i i0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)));
           const __m512i i1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + kPanelRows)));
-          acc0[b] = _mm512_add_ps(acc0[b], _mm512_add_ps(_mm512_permutexvar_ps(_mm512_and_si512(i0, low_nibble), t0),
+          // vpermps reads only the low 4 bits of each index: the byte itself indexes its low
+          // nibble, the byte >> 4 its high nibble, and no masking uop is needed (ports 0 and 5
+          // are the bottleneck: vpermps and vpmovzxbd run on port 5, adds and shifts on 0/5).
+          acc0[b] = _mm512_add_ps(acc0[b], _mm512_add_ps(_mm512_permutexvar_ps(i0, t0),
                                                          _mm512_permutexvar_ps(_mm512_srli_epi32(i0, 4), t1)));
-          acc1[b] = _mm512_add_ps(acc1[b], _mm512_add_ps(_mm512_permutexvar_ps(_mm512_and_si512(i1, low_nibble), t2),
+          acc1[b] = _mm512_add_ps(acc1[b], _mm512_add_ps(_mm512_permutexvar_ps(i1, t2),
                                                          _mm512_permutexvar_ps(_mm512_srli_epi32(i1, 4), t3)));
         }
       }
