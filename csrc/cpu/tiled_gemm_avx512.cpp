@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "bits_dispatch.h"
 #include "kernels.h"
 
 // Only this file's own functions get the ISA: every header is included above, so no inline or
@@ -31,29 +32,36 @@ inline __mmask16 live_mask(int64_t cols) {
 }
 
 // Rows [16 p, 16 p + 16) of W, k in [k0, k0 + kb), into dst[(k - k0) * 32 + j].
+// W = (offset - sum_b alpha_b) + sum_b 2 alpha_b [bit_b set]: per plane and k one vptestmb
+// (bit k % 8 of the panel's 16 bytes -> a 16-row mask) and one masked add.
+template <int BITS>
 void expand_bcq_panel(const BcqWeight& w, int64_t p, int64_t k0, int64_t kb, float* dst) {
   const int64_t n0 = p * kPanelRows;
   const __mmask16 live = live_mask(w.N - n0);
-  const int64_t ng = w.ngroups();
   for (int64_t k = k0; k < k0 + kb;) {
     const int64_t g = k / w.group_size;
     const int64_t end = std::min(k0 + kb, (g + 1) * w.group_size);
-    __m512 alpha[8];
-    for (int64_t b = 0; b < w.bits; ++b) alpha[b] = load_scales(w.alpha_ptr(b, g, n0), w.half, live);
-    const __m512 offset = load_scales(w.offset_ptr(g, n0), w.half, live);
+    __m512 twice_alpha[BITS];
+    __m512 base = load_scales(w.offset_ptr(g, n0), w.half, live);
+#pragma GCC unroll 8
+    for (int b = 0; b < BITS; ++b) {
+      const __m512 a = load_scales(w.alpha_ptr(b, g, n0), w.half, live);
+      base = _mm512_sub_ps(base, a);
+      twice_alpha[b] = _mm512_add_ps(a, a);
+    }
     for (; k < end; k += 8) {
       const int64_t c = k / 8;  // k0 and group boundaries are multiples of 8
-      __m128i bytes[8];
-      for (int64_t b = 0; b < w.bits; ++b)
+      __m128i bytes[BITS];
+#pragma GCC unroll 8
+      for (int b = 0; b < BITS; ++b)
         bytes[b] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.planes + w.panel_offset(b, p, c)));
+#pragma GCC unroll 8
       for (int t = 0; t < 8; ++t) {
-        __m512 v = offset;
-        const __m128i shift = _mm_cvtsi32_si128(7 - t);
-        for (int64_t b = 0; b < w.bits; ++b) {
-          // Bit t of each row's byte moved to the byte's top bit, then one bit per row.
-          const __mmask16 plus = static_cast<__mmask16>(_mm_movemask_epi8(_mm_sll_epi16(bytes[b], shift)));
-          v = _mm512_add_ps(v, _mm512_mask_blend_ps(plus, _mm512_sub_ps(_mm512_setzero_ps(), alpha[b]), alpha[b]));
-        }
+        const __m128i bit = _mm_set1_epi8(static_cast<char>(1 << t));
+        __m512 v = base;
+#pragma GCC unroll 8
+        for (int b = 0; b < BITS; ++b)
+          v = _mm512_mask_add_ps(v, _mm_test_epi8_mask(bytes[b], bit), v, twice_alpha[b]);
         _mm512_storeu_ps(dst + (k - k0 + t) * kNR, v);
       }
     }
@@ -102,7 +110,9 @@ void expand_bcq_strip_avx512(const BcqWeight& w, int64_t n0, int64_t k0, int64_t
   for (int64_t half = 0; half < kNR / kPanelRows; ++half) {
     const int64_t p = n0 / kPanelRows + half;
     if (p < w.panels()) {
-      expand_bcq_panel(w, p, k0, kb, dst + kPanelRows * half);
+      with_bits(w.bits, [&](auto bits) {
+        expand_bcq_panel<decltype(bits)::value>(w, p, k0, kb, dst + kPanelRows * half);
+      });
     } else {
       for (int64_t k = 0; k < kb; ++k)
         for (int64_t j = 0; j < kPanelRows; ++j) dst[k * kNR + kPanelRows * half + j] = 0.f;
