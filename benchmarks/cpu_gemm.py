@@ -6,7 +6,9 @@ side by side in one process.
 
 Baselines: F.linear fp32 and bf16, torch's int4 CPU kernel (_weight_int4pack_mm_for_cpu, group
 128) and int8 weight-only kernel (_weight_int8pack_mm), both fed bf16 activations (their fast
-path: with fp32 activations they are 20-30x slower here), and dequantize-then-F.linear.
+path: with fp32 activations they are 20-30x slower here), and dequantize-then-F.linear. Ours
+runs with fp32 activations ("auto") and with bf16 ones ("auto (bf16 x)", AMX tiles where the CPU
+has them).
 llama.cpp (through llama-cpp-python) is not wired in yet. --cold rotates through copies of each
 weight totalling more than the last-level cache (300 MB here) so weights come from DRAM.
 Writes benchmarks/results/cpu_gemm.{json,md} and a plot cpu_gemm.png when matplotlib is present.
@@ -75,7 +77,9 @@ def bench_shape(n: int, k: int, ms: list[int], bits_list: list[int], cold: bool,
             rows.append({"N": n, "K": k, "m": m, "bits": None, "kernel": name, "ms": t, "weight_bytes": nbytes})
         for b in bits_list:
             qw0 = qws[b][0]
-            ours = {f"torch_lowbit {b}-bit auto": lambda: torch_lowbit.ops.linear(x, pick(qws[b]))}
+            ours = {f"torch_lowbit {b}-bit auto": lambda: torch_lowbit.ops.linear(x, pick(qws[b])),
+                    # bf16 activations: the AMX tiled kernel where the CPU has AMX (vs bf16 F.linear)
+                    f"torch_lowbit {b}-bit auto (bf16 x)": lambda: torch_lowbit.ops.linear(xb, pick(qws[b]))}
             if not quick:
                 ours[f"torch_lowbit {b}-bit lut_gemm"] = lambda: torch_lowbit.ops.lut_gemm(x, pick(qws[b]))
                 ours[f"torch_lowbit {b}-bit tiled_gemm"] = lambda: torch_lowbit.ops.tiled_gemm(x, pick(qws[b]))

@@ -26,14 +26,15 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     info["cpu_isa"] = torch_lowbit::cpu::isa_name(torch_lowbit::cpu::active_isa());
     return info;
   });
-  // Force a SIMD path ("portable", "avx2", "avx512"); ValueError if this CPU lacks it.
+  // Force a SIMD path ("portable", "avx2", "avx512", "amx"); ValueError if this CPU lacks it.
   m.def("set_cpu_isa", [](const std::string& name) {
     using torch_lowbit::cpu::Isa;
     Isa isa;
     if (name == "portable") isa = Isa::kPortable;
     else if (name == "avx2") isa = Isa::kAvx2;
     else if (name == "avx512") isa = Isa::kAvx512;
-    else throw pybind11::value_error("isa: expected 'portable', 'avx2' or 'avx512', got '" + name + "'");
+    else if (name == "amx") isa = Isa::kAmx;
+    else throw pybind11::value_error("isa: expected 'portable', 'avx2', 'avx512' or 'amx', got '" + name + "'");
     try {
       torch_lowbit::cpu::set_isa(isa);
     } catch (const std::invalid_argument& e) {

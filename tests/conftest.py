@@ -33,7 +33,8 @@ class CpuBackend(str):
         return obj
 
 
-CPU_ISAS = [isa for isa in ("avx512", "avx2", "portable") if ["portable", "avx2", "avx512"].index(isa) <= ["portable", "avx2", "avx512"].index(torch_lowbit.build_info()["cpu_isa_best"])]
+ISA_ORDER = ["portable", "avx2", "avx512", "amx"]  # "amx": AVX-512 plus the AMX tiled GEMM for bf16
+CPU_ISAS = [isa for isa in reversed(ISA_ORDER) if ISA_ORDER.index(isa) <= ISA_ORDER.index(torch_lowbit.build_info()["cpu_isa_best"])]
 
 
 def kernel_backends():

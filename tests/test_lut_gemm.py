@@ -97,3 +97,15 @@ def test_cuda_lut_gemm_every_row_variant_and_split_is_deterministic(dtype):
         ref = torch_lowbit.ops.lut_gemm(x, qw, backend="reference")
         assert rel_err(out.cpu(), ref.cpu()) < TOL[dtype], (m, n, gs)
         assert torch.equal(out, torch_lowbit.ops.lut_gemm(x, qw, backend="cuda")), "split-K must be deterministic"
+
+
+@pytest.mark.parametrize("backend,device", kernel_backends())
+def test_bf16_large_odd_shapes(backend, device):
+    # bf16 activations take the AMX tiled kernel where the CPU has it (cpu-amx): row blocks of
+    # 32 with a ragged last one, 64-column tiles with a ragged last strip, K padded to the group.
+    for m, n, k, gs in [(70, 300, 520, -1), (33, 1000, 700, 128), (1, 17, 40, 32), (40, 64, 256, 64)]:
+        qw = torch_lowbit.quantize_weight(torch.randn(n, k), bits=3, group_size=gs).to(device)
+        x = make_input((m, k), torch.bfloat16, device)
+        ref = x.float().cpu() @ qw.cpu().dequantize().T
+        for op in (torch_lowbit.ops.tiled_gemm, torch_lowbit.ops.linear):
+            assert rel_err(op(x, qw, backend=backend).cpu(), ref) < TOL[torch.bfloat16], (op.__name__, m, n, k)

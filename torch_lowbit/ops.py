@@ -126,7 +126,7 @@ def linear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = Non
     _check_activation(x)
     _check_linear_weight(qw)
     rows = x.numel() // max(x.shape[-1], 1)
-    if policy.use_lut(rows, qw.bits, qw.out_features, qw.in_features, x.device):
+    if policy.use_lut(rows, qw.bits, qw.out_features, qw.in_features, x.device, x.dtype):
         y = lut_gemm(x, qw, backend=backend)
     else:
         y = tiled_gemm(x, qw, backend=backend)

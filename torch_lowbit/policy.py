@@ -6,7 +6,8 @@ bits) and reuses it across rows with fp32 FMAs (cost ~ rows). Measured with
 `python benchmarks/cpu_gemm.py --threads 2` on the 2-core CI machine (AVX-512, results in
 benchmarks/results/cpu_gemm.md): LUT wins at m <= 4 for every shape and bit width, at m = 16 it
 wins for 2-bit (~1.1-1.2x), ties at 3-bit and loses for 4/8-bit, and at m = 64 the tiled kernel
-wins everywhere. rows * bits <= 32 captures that crossover.
+wins everywhere. rows * bits <= 32 captures that crossover. With bf16 activations on a CPU
+with AMX the tiled kernel runs on the tile unit and the crossover is rows * bits <= 12.
 
 CUDA — which kernel family (CUDA C++ "native" or "triton") runs an op on a CUDA tensor under
 backend="auto", from measurements: `python benchmarks/gpu_kernels.py` writes
@@ -26,10 +27,23 @@ from importlib import resources
 import torch
 
 LUT_MAX_ROW_BITS = {"cpu": 32, "cuda": 96}
+# bf16 activations on a CPU with AMX: the tiled kernel runs on the tile unit, and its cost is
+# mostly the once-per-call weight expansion (~3.6 ms at 11008x4096 3-bit), so it overtakes LUT
+# (~1.1 ms per 3-bit row) from about 4 rows: measured with benchmarks/cpu_gemm.py --dtype bf16.
+LUT_MAX_ROW_BITS_AMX_BF16 = 12
 
 
-def use_lut(rows: int, bits: int, out_features: int, in_features: int, device: torch.device) -> bool:
+def use_lut(rows: int, bits: int, out_features: int, in_features: int, device: torch.device,
+            dtype: torch.dtype = torch.float32) -> bool:
+    if device.type == "cpu" and dtype == torch.bfloat16 and _cpu_isa() == "amx":
+        return rows * bits <= LUT_MAX_ROW_BITS_AMX_BF16
     return rows * bits <= LUT_MAX_ROW_BITS.get(device.type, 32)
+
+
+def _cpu_isa() -> str:
+    from torch_lowbit import _ext
+
+    return _ext.build_info()["cpu_isa"]
 
 
 @functools.lru_cache(maxsize=None)

@@ -64,7 +64,7 @@ at::Tensor lut_gemm_cpu(const at::Tensor& x, const at::Tensor& planes, const at:
     float* yb = y.data_ptr<float>() + m0 * w.N;
     if (simd) {
       at::parallel_for(0, w.panels(), 4, [&](int64_t p0, int64_t p1) {
-        if (isa == cpu::Isa::kAvx512)
+        if (isa >= cpu::Isa::kAvx512)
           cpu::lut_gemm_panels_avx512(tables.data(), sums.data(), mb, w, p0, p1, yb);
         else
           cpu::lut_gemm_panels_avx2(tables.data(), sums.data(), mb, w, p0, p1, yb);
@@ -111,11 +111,31 @@ at::Tensor tiled_gemm_cpu(const at::Tensor& x, const at::Tensor& weight) {
   const float* wp = wf.data_ptr<float>();
   return run_tiled(x, N, [&](cpu::Isa isa, int64_t n0, int64_t n1, float* y, float* scratch) {
     if (isa != cpu::Isa::kPortable)
-      cpu::tiled_gemm_dense_simd(isa == cpu::Isa::kAvx512, xp, M, K, wp, N, n0, n1, y, scratch);
+      cpu::tiled_gemm_dense_simd(isa >= cpu::Isa::kAvx512, xp, M, K, wp, N, n0, n1, y, scratch);
     else
       for (int64_t t = n0; t < n1; t += cpu::kGemmTileN)
         cpu::tiled_gemm_dense_tile(xp, M, K, wp, N, t, std::min(n1, t + cpu::kGemmTileN), y, scratch);
   });
+}
+
+// bf16 activations on AMX: x padded with zeros to [multiple of 32 rows][Kp], threads over
+// 64-column tiles of y, each expanding its weight rows once into bf16 for the whole K.
+at::Tensor tiled_gemm_bcq_amx(const at::Tensor& x, const BcqWeight& w) {
+  const int64_t M = x.size(0), Mp = (M + 31) / 32 * 32;
+  auto xp = at::zeros({Mp, w.Kp}, x.options());
+  xp.narrow(0, 0, M).narrow(1, 0, w.K).copy_(x);
+  auto y = new_output({M, w.N}, x.options().dtype(at::kFloat));
+  const auto* xb = reinterpret_cast<const uint16_t*>(xp.data_ptr<at::BFloat16>());
+  float* yp = y.data_ptr<float>();
+  const int64_t tiles = (w.N + cpu::kAmxTileN - 1) / cpu::kAmxTileN;
+  at::parallel_for(0, tiles, 1, [&](int64_t t0, int64_t t1) {
+    std::vector<uint16_t> scratch(cpu::kAmxTileN * w.Kp);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t n0 = t * cpu::kAmxTileN;
+      cpu::tiled_gemm_bcq_amx(xb, Mp, w, n0, std::min(w.N, n0 + cpu::kAmxTileN), yp, M, scratch.data());
+    }
+  });
+  return y.to(x.scalar_type());
 }
 
 at::Tensor tiled_gemm_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
@@ -129,9 +149,11 @@ at::Tensor tiled_gemm_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
   const BcqWeight w = bcq_view(p, a, o, K, G);
   const float* xp = xf.data_ptr<float>();
   const int64_t M = x.size(0);
+  if (cpu::active_isa() == cpu::Isa::kAmx && x.scalar_type() == at::kBFloat16 && M > 0)
+    return tiled_gemm_bcq_amx(x, w);
   return run_tiled(x, w.N, [&](cpu::Isa isa, int64_t n0, int64_t n1, float* y, float* scratch) {
     if (isa != cpu::Isa::kPortable)
-      cpu::tiled_gemm_bcq_simd(isa == cpu::Isa::kAvx512, xp, M, w, n0, n1, y, scratch);
+      cpu::tiled_gemm_bcq_simd(isa >= cpu::Isa::kAvx512, xp, M, w, n0, n1, y, scratch);
     else
       for (int64_t t = n0; t < n1; t += cpu::kGemmTileN)
         cpu::tiled_gemm_bcq_tile(xp, M, w, t, std::min(n1, t + cpu::kGemmTileN), y, scratch);
@@ -165,7 +187,7 @@ at::Tensor run_im2win(const at::Tensor& x, at::IntArrayRef weight_shape,
     const int64_t Og = s.Og(), Kwin = s.S * s.R * s.Cg();
     const cpu::Isa isa = cpu::active_isa();
     if (isa != cpu::Isa::kPortable) {
-      const bool avx512 = isa == cpu::Isa::kAvx512;
+      const bool avx512 = isa >= cpu::Isa::kAvx512;
       const int64_t width = avx512 ? cpu::kStripColsAvx512 : cpu::kStripColsAvx2;
       at::parallel_for(0, rows, 1, [&](int64_t r0, int64_t r1) {
         for (int64_t r = r0; r < r1; ++r)  // the GEMMs accumulate: start from the bias

@@ -6,7 +6,9 @@
 namespace torch_lowbit {
 namespace cpu {
 
-enum class Isa : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2 };
+// kAmx is AVX-512 plus AMX-BF16 tiles (with the OS permission to use them): the tiled GEMM
+// runs bf16 activations on the tile unit; everything else takes the AVX-512 paths.
+enum class Isa : int { kPortable = 0, kAvx2 = 1, kAvx512 = 2, kAmx = 3 };
 
 Isa best_isa();            // what this CPU supports
 Isa active_isa();          // what the kernels use now

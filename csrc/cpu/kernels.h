@@ -86,6 +86,13 @@ void tiled_gemm_dense_simd(bool avx512, const float* x, int64_t M, int64_t K, co
 void tiled_gemm_bcq_simd(bool avx512, const float* x, int64_t M, const BcqWeight& w, int64_t n0,
                          int64_t n1, float* y, float* scratch);
 
+// AMX (tiled_gemm_amx.cpp): y[m, n0:n1) for m < M, x bf16 bits padded to [M_padded (a multiple of
+// 32)][Kp] with zeros; n0 a multiple of 32, n1 - n0 <= kAmxTileN; scratch holds
+// kAmxTileN * Kp bf16. The caller holds AMX permission (isa.h: Isa::kAmx).
+constexpr int64_t kAmxTileN = 64;
+void tiled_gemm_bcq_amx(const uint16_t* x, int64_t M_padded, const BcqWeight& w, int64_t n0,
+                        int64_t n1, float* y, int64_t M, uint16_t* scratch);
+
 // im2win conv on the SIMD GEMM strips (im2win_conv.cpp): out_nhwc rows [row0, row1) of
 // output channels [o0, o0 + cols) of group g, from a strip of the group's filters laid out in
 // window order (q, r, c); out must be zeroed (or hold the bias) before.
