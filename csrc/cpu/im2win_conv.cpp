@@ -6,6 +6,7 @@
 // and neighbouring windows overlap, so the buffer is ~R / stride_h times the input, not the
 // R * S times of im2col.
 #include <algorithm>
+#include <vector>
 
 #include "kernels.h"
 
@@ -82,11 +83,17 @@ void im2win_strip_bcq(bool avx512, const BcqWeight& w, const ConvShape& s, int64
     else
       expand_bcq_strip_avx2(w, base + blk * width, 0, K8, dst);
   }
+  // The common case, a strip on a panel boundary inside the group: each k row moves whole.
+  const bool whole_rows = n0 == base && o0 + width <= s.Og();
   for (int64_t c = 0; c < Cg; ++c)
     for (int64_t r = 0; r < s.R; ++r)
       for (int64_t q = 0; q < s.S; ++q) {
         const int64_t k = (c * s.R + r) * s.S + q;
         float* dst = strip + ((q * s.R + r) * Cg + c) * width;
+        if (whole_rows) {
+          std::copy(scratch + k * width, scratch + (k + 1) * width, dst);
+          continue;
+        }
         for (int64_t j = 0; j < width; ++j) {
           const int64_t idx = n0 + j - base;
           dst[j] = o0 + j < s.Og() ? scratch[(idx / width) * K8 * width + k * width + idx % width] : 0.f;
@@ -96,24 +103,34 @@ void im2win_strip_bcq(bool avx512, const BcqWeight& w, const ConvShape& s, int64
 
 void im2win_gemm_rows(bool avx512, const float* win, const float* strip, const ConvShape& s,
                       int64_t g, int64_t o0, int64_t cols, int64_t row0, int64_t row1, float* out) {
+  // All output pixels of rows [row0, row1) form the M side of one GEMM: pixel (row, ow) reads
+  // its window at column ow * sw of its row's window buffer, so each pixel gets its own A
+  // pointer and blocks of 6 pixels span output rows (small images would otherwise leave most
+  // micro-kernel calls short). K is cut into slices of kDepth so the strip slice (kDepth x 32
+  // floats) stays in L1 while every pixel block sweeps it. With dilation 1 the S runs are
+  // adjacent (depth S * run); else each run is its own piece.
+  constexpr int64_t kDepth = 256;
   const int64_t run = s.R * s.Cg(), Wwin = s.Wwin();
   const int64_t width = avx512 ? kStripColsAvx512 : kStripColsAvx2;
-  const int64_t out_c0 = g * s.Og() + o0;
-  for (int64_t row = row0; row < row1; ++row) {
-    const int64_t n = row / s.OH, oh = row % s.OH;
-    const float* win_row = win + (((n * s.groups + g) * s.OH + oh) * Wwin) * run;
-    float* out_row = out + row * s.OW * s.O + out_c0;
-    // Output pixel ow reads its window at column ow * sw: rows of A overlap (lda = sw * run).
-    // With dilation 1 the S runs are adjacent, one GEMM of depth S * run; else one per run.
-    const int64_t pieces = s.dw == 1 ? 1 : s.S;
-    const int64_t depth = s.dw == 1 ? s.S * run : run;
-    for (int64_t q = 0; q < pieces; ++q) {
-      const float* a = win_row + q * s.dw * run;
-      const float* b = strip + q * run * width;
+  const int64_t pixels = (row1 - row0) * s.OW;
+  std::vector<const float*> a(pixels);
+  float* c = out + row0 * s.OW * s.O + g * s.Og() + o0;
+  const int64_t pieces = s.dw == 1 ? 1 : s.S;
+  const int64_t depth = s.dw == 1 ? s.S * run : run;
+  for (int64_t q = 0; q < pieces; ++q) {
+    for (int64_t row = row0; row < row1; ++row) {
+      const int64_t n = row / s.OH, oh = row % s.OH;
+      const float* win_row = win + (((n * s.groups + g) * s.OH + oh) * Wwin) * run + q * s.dw * run;
+      for (int64_t ow = 0; ow < s.OW; ++ow) a[(row - row0) * s.OW + ow] = win_row + ow * s.sw * run;
+    }
+    for (int64_t k0 = 0; k0 < depth; k0 += kDepth) {
+      const int64_t kb = std::min(kDepth, depth - k0);
+      const float* b = strip + (q * run + k0) * width;
       if (avx512)
-        gemm_strip_avx512(a, s.OW, s.sw * run, depth, b, out_row, s.O, cols);
+        gemm_rows_avx512(a.data(), pixels, kb, b, c, s.O, cols);
       else
-        gemm_strip_avx2(a, s.OW, s.sw * run, depth, b, out_row, s.O, cols);
+        gemm_rows_avx2(a.data(), pixels, kb, b, c, s.O, cols);
+      for (auto& p : a) p += kb;
     }
   }
 }

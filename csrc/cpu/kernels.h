@@ -76,6 +76,11 @@ void gemm_strip_avx512(const float* a, int64_t M, int64_t lda, int64_t kb, const
                        float* c, int64_t ldc, int64_t cols);
 void gemm_strip_avx2(const float* a, int64_t M, int64_t lda, int64_t kb, const float* strip,
                      float* c, int64_t ldc, int64_t cols);
+// The same with one pointer per row of A (a[i] at the row's first k); c rows are ldc apart.
+void gemm_rows_avx512(const float* const* a, int64_t M, int64_t kb, const float* strip, float* c,
+                      int64_t ldc, int64_t cols);
+void gemm_rows_avx2(const float* const* a, int64_t M, int64_t kb, const float* strip, float* c,
+                    int64_t ldc, int64_t cols);
 
 // Tiled GEMM on those blocks (tiled_gemm.cpp): y[:, n0:n1) for at most kSimdTileN rows of W,
 // n0 a multiple of 32; scratch holds kSimdTileK * kSimdTileN floats.

@@ -63,8 +63,9 @@ void expand_bcq_panel(const BcqWeight& w, int64_t p, int64_t k0, int64_t kb, flo
   }
 }
 
+// a[i] points at row i's first k (rows of A may lie anywhere).
 template <int MR>
-void micro_kernel(const float* a, int64_t lda, const float* bp, int64_t kb, float* c, int64_t ldc,
+void micro_kernel(const float* const* a, const float* bp, int64_t kb, float* c, int64_t ldc,
                   int64_t cols) {
   __m256 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
@@ -73,7 +74,7 @@ void micro_kernel(const float* a, int64_t lda, const float* bp, int64_t kb, floa
     const __m256 b1 = _mm256_loadu_ps(bp + k * kNR + 8);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      const __m256 av = _mm256_broadcast_ss(a + i * lda + k);
+      const __m256 av = _mm256_broadcast_ss(a[i] + k);
       acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
     }
@@ -88,15 +89,15 @@ void micro_kernel(const float* a, int64_t lda, const float* bp, int64_t kb, floa
 }
 
 // The micro-kernel for the last rows of a sweep (mr < kMR) picks its row count at compile time.
-void micro_kernel_rows(int64_t mr, const float* a, int64_t lda, const float* bp, int64_t kb, float* c,
+void micro_kernel_rows(int64_t mr, const float* const* a, const float* bp, int64_t kb, float* c,
                        int64_t ldc, int64_t cols) {
   switch (mr) {
-    case 6: return micro_kernel<6>(a, lda, bp, kb, c, ldc, cols);
-    case 5: return micro_kernel<5>(a, lda, bp, kb, c, ldc, cols);
-    case 4: return micro_kernel<4>(a, lda, bp, kb, c, ldc, cols);
-    case 3: return micro_kernel<3>(a, lda, bp, kb, c, ldc, cols);
-    case 2: return micro_kernel<2>(a, lda, bp, kb, c, ldc, cols);
-    default: return micro_kernel<1>(a, lda, bp, kb, c, ldc, cols);
+    case 6: return micro_kernel<6>(a, bp, kb, c, ldc, cols);
+    case 5: return micro_kernel<5>(a, bp, kb, c, ldc, cols);
+    case 4: return micro_kernel<4>(a, bp, kb, c, ldc, cols);
+    case 3: return micro_kernel<3>(a, bp, kb, c, ldc, cols);
+    case 2: return micro_kernel<2>(a, bp, kb, c, ldc, cols);
+    default: return micro_kernel<1>(a, bp, kb, c, ldc, cols);
   }
 }
 
@@ -119,10 +120,16 @@ void gemm_strip_avx2(const float* a, int64_t M, int64_t lda, int64_t kb, const f
                      float* c, int64_t ldc, int64_t cols) {
   for (int64_t m0 = 0; m0 < M; m0 += kMR) {
     const int64_t mr = std::min<int64_t>(kMR, M - m0);
-    const float* am = a + m0 * lda;
-    float* cm = c + m0 * ldc;
-    micro_kernel_rows(mr, am, lda, strip, kb, cm, ldc, cols);
+    const float* rows[kMR];
+    for (int64_t i = 0; i < mr; ++i) rows[i] = a + (m0 + i) * lda;
+    micro_kernel_rows(mr, rows, strip, kb, c + m0 * ldc, ldc, cols);
   }
+}
+
+void gemm_rows_avx2(const float* const* a, int64_t M, int64_t kb, const float* strip, float* c,
+                    int64_t ldc, int64_t cols) {
+  for (int64_t m0 = 0; m0 < M; m0 += kMR)
+    micro_kernel_rows(std::min<int64_t>(kMR, M - m0), a + m0, strip, kb, c + m0 * ldc, ldc, cols);
 }
 
 }  // namespace cpu

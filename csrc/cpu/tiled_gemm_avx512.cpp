@@ -68,8 +68,10 @@ void expand_bcq_panel(const BcqWeight& w, int64_t p, int64_t k0, int64_t kb, flo
   }
 }
 
+// a[i] points at row i's first k: the rows of A may lie anywhere (im2win pixels of several
+// output rows), so every row has its own pointer.
 template <int MR>
-void micro_kernel(const float* a, int64_t lda, const float* bp, int64_t kb, float* c, int64_t ldc,
+void micro_kernel(const float* const* a, const float* bp, int64_t kb, float* c, int64_t ldc,
                   __mmask16 m0, __mmask16 m1) {
   __m512 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
@@ -78,7 +80,7 @@ void micro_kernel(const float* a, int64_t lda, const float* bp, int64_t kb, floa
     const __m512 b1 = _mm512_loadu_ps(bp + k * kNR + 16);
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
-      const __m512 av = _mm512_set1_ps(a[i * lda + k]);
+      const __m512 av = _mm512_set1_ps(a[i][k]);
       acc[i][0] = _mm512_fmadd_ps(av, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(av, b1, acc[i][1]);
     }
@@ -91,15 +93,15 @@ void micro_kernel(const float* a, int64_t lda, const float* bp, int64_t kb, floa
 }
 
 // The micro-kernel for the last rows of a sweep (mr < kMR) picks its row count at compile time.
-void micro_kernel_rows(int64_t mr, const float* a, int64_t lda, const float* bp, int64_t kb, float* c,
+void micro_kernel_rows(int64_t mr, const float* const* a, const float* bp, int64_t kb, float* c,
                        int64_t ldc, const __mmask16 mk0, const __mmask16 mk1) {
   switch (mr) {
-    case 6: return micro_kernel<6>(a, lda, bp, kb, c, ldc, mk0, mk1);
-    case 5: return micro_kernel<5>(a, lda, bp, kb, c, ldc, mk0, mk1);
-    case 4: return micro_kernel<4>(a, lda, bp, kb, c, ldc, mk0, mk1);
-    case 3: return micro_kernel<3>(a, lda, bp, kb, c, ldc, mk0, mk1);
-    case 2: return micro_kernel<2>(a, lda, bp, kb, c, ldc, mk0, mk1);
-    default: return micro_kernel<1>(a, lda, bp, kb, c, ldc, mk0, mk1);
+    case 6: return micro_kernel<6>(a, bp, kb, c, ldc, mk0, mk1);
+    case 5: return micro_kernel<5>(a, bp, kb, c, ldc, mk0, mk1);
+    case 4: return micro_kernel<4>(a, bp, kb, c, ldc, mk0, mk1);
+    case 3: return micro_kernel<3>(a, bp, kb, c, ldc, mk0, mk1);
+    case 2: return micro_kernel<2>(a, bp, kb, c, ldc, mk0, mk1);
+    default: return micro_kernel<1>(a, bp, kb, c, ldc, mk0, mk1);
   }
 }
 
@@ -124,11 +126,17 @@ void gemm_strip_avx512(const float* a, int64_t M, int64_t lda, int64_t kb, const
                      float* c, int64_t ldc, int64_t cols) {
   for (int64_t m0 = 0; m0 < M; m0 += kMR) {
     const int64_t mr = std::min<int64_t>(kMR, M - m0);
-    const float* am = a + m0 * lda;
-    float* cm = c + m0 * ldc;
-    const __mmask16 mk0 = live_mask(cols), mk1 = live_mask(cols - 16);
-    micro_kernel_rows(mr, am, lda, strip, kb, cm, ldc, mk0, mk1);
+    const float* rows[kMR];
+    for (int64_t i = 0; i < mr; ++i) rows[i] = a + (m0 + i) * lda;
+    micro_kernel_rows(mr, rows, strip, kb, c + m0 * ldc, ldc, live_mask(cols), live_mask(cols - 16));
   }
+}
+
+void gemm_rows_avx512(const float* const* a, int64_t M, int64_t kb, const float* strip, float* c,
+                      int64_t ldc, int64_t cols) {
+  for (int64_t m0 = 0; m0 < M; m0 += kMR)
+    micro_kernel_rows(std::min<int64_t>(kMR, M - m0), a + m0, strip, kb, c + m0 * ldc, ldc,
+                      live_mask(cols), live_mask(cols - 16));
 }
 
 }  // namespace cpu
