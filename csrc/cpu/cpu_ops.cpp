@@ -239,8 +239,12 @@ at::Tensor im2win_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
   const float* wwp = w_window.data_ptr<float>();
   return run_im2win(
       x, weight.sizes(), bias, stride, padding, dilation, groups,
-      [&](const ConvShape& s, bool, int64_t g, int64_t o0, int64_t width, float* strip, float*) {
-        cpu::im2win_strip_dense(wwp, s, g, o0, width, strip);
+      [&](const ConvShape& s, bool avx512, int64_t g, int64_t o0, int64_t width, float* strip, float*) {
+        const int64_t K = s.S * s.R * s.Cg();
+        if (avx512 && width == cpu::kStripColsAvx512)
+          cpu::pack_strip_avx512(wwp + (g * s.Og() + o0) * K, K, std::min(width, s.Og() - o0), K, strip);
+        else
+          cpu::im2win_strip_dense(wwp, s, g, o0, width, strip);
       },
       [&](const ConvShape& s, int64_t g, int64_t o0, int64_t ob, float* tile, float*) {
         cpu::im2win_strip_dense(wwp, s, g, o0, ob, tile);

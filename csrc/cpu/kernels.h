@@ -76,6 +76,9 @@ void gemm_strip_avx512(const float* a, int64_t M, int64_t lda, int64_t kb, const
                        float* c, int64_t ldc, int64_t cols);
 void gemm_strip_avx2(const float* a, int64_t M, int64_t lda, int64_t kb, const float* strip,
                      float* c, int64_t ldc, int64_t cols);
+// Rows [0, rows) of a row-major [*, K] matrix (row stride ld) as a 32-column strip [K][32]
+// (rows past `rows` zero), by 16 x 16 in-register transposes.
+void pack_strip_avx512(const float* src, int64_t ld, int64_t rows, int64_t K, float* strip);
 // The same with one pointer per row of A (a[i] at the row's first k); c rows are ldc apart.
 void gemm_rows_avx512(const float* const* a, int64_t M, int64_t kb, const float* strip, float* c,
                       int64_t ldc, int64_t cols);

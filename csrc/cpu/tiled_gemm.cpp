@@ -104,6 +104,10 @@ void tiled_gemm_dense_simd(bool avx512, const float* x, int64_t M, int64_t K, co
   const int64_t width = avx512 ? kStripColsAvx512 : kStripColsAvx2;
   tiled_gemm_strips(avx512, x, M, K, N, n0, n1, y, scratch,
                     [&](float* strip, int64_t row0, int64_t k0, int64_t kb) {
+                      if (avx512) {
+                        pack_strip_avx512(w + row0 * K + k0, K, std::min(width, n1 - row0), kb, strip);
+                        return;
+                      }
                       for (int64_t j = 0; j < width; ++j) {
                         const int64_t n = row0 + j;
                         for (int64_t k = 0; k < kb; ++k)

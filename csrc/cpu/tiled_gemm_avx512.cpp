@@ -122,6 +122,56 @@ void expand_bcq_strip_avx512(const BcqWeight& w, int64_t n0, int64_t k0, int64_t
   }
 }
 
+namespace {
+
+// In-register transpose of 16 rows of 16 floats: on return r[c] holds column c.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16], u[16], v[8], w[8];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // u[4q + j]: rows 4q..4q+3 at columns j, j + 4, j + 8, j + 12 (one per 128-bit lane)
+  for (int q = 0; q < 4; ++q) {
+    const __m512d a = _mm512_castps_pd(t[4 * q]), b = _mm512_castps_pd(t[4 * q + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * q + 1]), d = _mm512_castps_pd(t[4 * q + 3]);
+    u[4 * q] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    u[4 * q + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    u[4 * q + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    u[4 * q + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  for (int j = 0; j < 4; ++j) {
+    v[2 * j] = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);      // rows 0-7: columns j, j + 8
+    v[2 * j + 1] = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xdd);  // rows 0-7: columns j + 4, j + 12
+    w[2 * j] = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+    w[2 * j + 1] = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xdd);
+  }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = _mm512_shuffle_f32x4(v[2 * j], w[2 * j], 0x88);
+    r[j + 8] = _mm512_shuffle_f32x4(v[2 * j], w[2 * j], 0xdd);
+    r[j + 4] = _mm512_shuffle_f32x4(v[2 * j + 1], w[2 * j + 1], 0x88);
+    r[j + 12] = _mm512_shuffle_f32x4(v[2 * j + 1], w[2 * j + 1], 0xdd);
+  }
+}
+
+}  // namespace
+
+void pack_strip_avx512(const float* src, int64_t ld, int64_t rows, int64_t K, float* strip) {
+  for (int64_t half = 0; half < kNR / 16; ++half) {
+    for (int64_t k0 = 0; k0 < K; k0 += 16) {
+      const int64_t kc = std::min<int64_t>(16, K - k0);
+      const __mmask16 kmask = live_mask(kc);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) {
+        const int64_t j = half * 16 + i;
+        r[i] = j < rows ? _mm512_maskz_loadu_ps(kmask, src + j * ld + k0) : _mm512_setzero_ps();
+      }
+      transpose16(r);
+      for (int64_t c = 0; c < kc; ++c) _mm512_storeu_ps(strip + (k0 + c) * kNR + half * 16, r[c]);
+    }
+  }
+}
+
 void gemm_strip_avx512(const float* a, int64_t M, int64_t lda, int64_t kb, const float* strip,
                      float* c, int64_t ldc, int64_t cols) {
   for (int64_t m0 = 0; m0 < M; m0 += kMR) {
