@@ -97,8 +97,13 @@ void lut_gemm_panels_avx512(const float* tables, const float* group_sums, int64_
     constexpr int kBits = decltype(bits)::value;
     int64_t p = p0;
     // Two panels at a time while their accumulators fit the 32 zmm registers (bits <= 4).
+    // Measured (benchmarks/cpu_gemm.py, m = 1): faster for weights of 6-26 MB (e.g. 11008x4096
+    // 3-bit 0.92 -> 0.78 ms) but slower for the 88 MB 28672x8192 (5.6 -> 7.3 ms), for reasons
+    // not yet profiled; so pairs only below 48 MB of bit-planes.
+    const bool pairs = w.bits * w.panels() * w.row_bytes() * kPanelRows <= (int64_t{48} << 20);
     if constexpr (kBits <= 4)
-      for (; p + 2 <= p1; p += 2) panels<kBits, 2>(tables, group_sums, M, w, p, y);
+      if (pairs)
+        for (; p + 2 <= p1; p += 2) panels<kBits, 2>(tables, group_sums, M, w, p, y);
     for (; p < p1; ++p) panels<kBits, 1>(tables, group_sums, M, w, p, y);
   });
 }
