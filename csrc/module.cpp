@@ -26,6 +26,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     info["cpu_isa"] = torch_lowbit::cpu::isa_name(torch_lowbit::cpu::active_isa());
     return info;
   });
+  // The active CPU path alone (cheap: the ops' dispatch policy asks per call).
+  m.def("cpu_isa", [] { return std::string(torch_lowbit::cpu::isa_name(torch_lowbit::cpu::active_isa())); });
   // Force a SIMD path ("portable", "avx2", "avx512", "amx"); ValueError if this CPU lacks it.
   m.def("set_cpu_isa", [](const std::string& name) {
     using torch_lowbit::cpu::Isa;

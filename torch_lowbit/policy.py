@@ -43,7 +43,7 @@ def use_lut(rows: int, bits: int, out_features: int, in_features: int, device: t
 def _cpu_isa() -> str:
     from torch_lowbit import _ext
 
-    return _ext.build_info()["cpu_isa"]
+    return _ext.load().cpu_isa()
 
 
 @functools.lru_cache(maxsize=None)

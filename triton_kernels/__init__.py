@@ -8,6 +8,9 @@ wrong), which `dot_in_fp32()` decides.
 """
 import os
 
+import triton
+import triton.language as tl
+
 
 def dot_in_fp32() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
@@ -21,3 +24,15 @@ def new_output(shape, dtype, device):
     if os.environ.get("TORCH_LOWBIT_POISON", "0") not in ("", "0"):
         out.fill_(float("nan"))
     return out
+
+
+@triton.jit
+def grouped_tile(pid, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+    """(tile row, tile column) of program `pid` in grouped order: GROUP_M rows of tiles walk the
+    columns together, so the weight tiles they share are still in L2."""
+    tiles_m = tl.cdiv(M, BLOCK_M)
+    tiles_n = tl.cdiv(N, BLOCK_N)
+    per_group = GROUP_M * tiles_n
+    first_m = (pid // per_group) * GROUP_M
+    group_rows = tl.minimum(tiles_m - first_m, GROUP_M)
+    return first_m + (pid % per_group) % group_rows, (pid % per_group) // group_rows

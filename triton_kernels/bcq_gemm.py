@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import dot_in_fp32, new_output
+from . import dot_in_fp32, grouped_tile, new_output
 
 
 @triton.jit
@@ -30,16 +30,7 @@ def _bcq_gemm_kernel(
     BITS: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr, GROUP_ALIGNED: tl.constexpr, PARTIAL: tl.constexpr, DOT_FP32: tl.constexpr,
 ):
-    # Grouped program order: GROUP_M rows of tiles walk the columns together, so the weight
-    # tiles they share are still in L2.
-    pid = tl.program_id(0)
-    tiles_m = tl.cdiv(M, BLOCK_M)
-    tiles_n = tl.cdiv(N, BLOCK_N)
-    per_group = GROUP_M * tiles_n
-    first_m = (pid // per_group) * GROUP_M
-    group_rows = tl.minimum(tiles_m - first_m, GROUP_M)
-    pid_m = first_m + (pid % per_group) % group_rows
-    pid_n = (pid % per_group) // group_rows
+    pid_m, pid_n = grouped_tile(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     split = tl.program_id(1)
 
     offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)

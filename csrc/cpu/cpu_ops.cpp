@@ -145,12 +145,12 @@ at::Tensor tiled_gemm_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
   check_activation(x, K, planes);
   const auto p = planes.contiguous();
   const auto a = alpha.contiguous(), o = offset.contiguous();
-  const auto xf = f32(x);
   const BcqWeight w = bcq_view(p, a, o, K, G);
-  const float* xp = xf.data_ptr<float>();
   const int64_t M = x.size(0);
   if (cpu::active_isa() == cpu::Isa::kAmx && x.scalar_type() == at::kBFloat16 && M > 0)
-    return tiled_gemm_bcq_amx(x, w);
+    return tiled_gemm_bcq_amx(x, w);  // reads x as bf16: no fp32 copy
+  const auto xf = f32(x);
+  const float* xp = xf.data_ptr<float>();
   return run_tiled(x, w.N, [&](cpu::Isa isa, int64_t n0, int64_t n1, float* y, float* scratch) {
     if (isa != cpu::Isa::kPortable)
       cpu::tiled_gemm_bcq_simd(isa >= cpu::Isa::kAvx512, xp, M, w, n0, n1, y, scratch);

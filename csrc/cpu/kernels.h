@@ -66,20 +66,16 @@ void lut_gemm_panels_avx2(const float* tables, const float* group_sums, int64_t 
 // ---- SIMD GEMM building blocks (tiled_gemm_avx512.cpp, tiled_gemm_avx2.cpp) ----
 // A strip is `cols` (32 for AVX-512, 16 for AVX2) consecutive rows of W expanded to fp32 as
 // [k][cols]. expand_bcq_strip fills one from the bit-planes (n0 a multiple of 16, k0 of 8; rows
-// past N are zero); gemm_strip adds a[M, kb] (row stride lda) @ strip into c[M, <= cols]
-// (row stride ldc).
+// past N are zero).
 constexpr int64_t kStripColsAvx512 = 32;
 constexpr int64_t kStripColsAvx2 = 16;
 void expand_bcq_strip_avx512(const BcqWeight& w, int64_t n0, int64_t k0, int64_t kb, float* dst);
 void expand_bcq_strip_avx2(const BcqWeight& w, int64_t n0, int64_t k0, int64_t kb, float* dst);
-void gemm_strip_avx512(const float* a, int64_t M, int64_t lda, int64_t kb, const float* strip,
-                       float* c, int64_t ldc, int64_t cols);
-void gemm_strip_avx2(const float* a, int64_t M, int64_t lda, int64_t kb, const float* strip,
-                     float* c, int64_t ldc, int64_t cols);
 // Rows [0, rows) of a row-major [*, K] matrix (row stride ld) as a 32-column strip [K][32]
 // (rows past `rows` zero), by 16 x 16 in-register transposes.
 void pack_strip_avx512(const float* src, int64_t ld, int64_t rows, int64_t K, float* strip);
-// The same with one pointer per row of A (a[i] at the row's first k); c rows are ldc apart.
+// gemm_rows adds a[M, kb] @ strip into c[M, <= cols] (row stride ldc), where a[i] points at
+// row i's first k: rows of A may lie anywhere (strided matrix rows, im2win pixels).
 void gemm_rows_avx512(const float* const* a, int64_t M, int64_t kb, const float* strip, float* c,
                       int64_t ldc, int64_t cols);
 void gemm_rows_avx2(const float* const* a, int64_t M, int64_t kb, const float* strip, float* c,

@@ -84,14 +84,16 @@ void tiled_gemm_strips(bool avx512, const float* x, int64_t M, int64_t K, int64_
     for (int64_t row0 = n0; row0 < n1; row0 += width) pack(scratch + (row0 - n0) * kSimdTileK, row0, k0, kb);
     for (int64_t m0 = 0; m0 < M; m0 += kRowBlock) {
       const int64_t mb = std::min(kRowBlock, M - m0);
+      const float* rows[kRowBlock];
+      for (int64_t i = 0; i < mb; ++i) rows[i] = x + (m0 + i) * K + k0;
       for (int64_t row0 = n0; row0 < n1; row0 += width) {
         const float* strip = scratch + (row0 - n0) * kSimdTileK;
         const int64_t cols = std::min(width, n1 - row0);
         float* c = y + m0 * N + row0;
         if (avx512)
-          gemm_strip_avx512(x + m0 * K + k0, mb, K, kb, strip, c, N, cols);
+          gemm_rows_avx512(rows, mb, kb, strip, c, N, cols);
         else
-          gemm_strip_avx2(x + m0 * K + k0, mb, K, kb, strip, c, N, cols);
+          gemm_rows_avx2(rows, mb, kb, strip, c, N, cols);
       }
     }
   }

@@ -50,6 +50,7 @@ template <int BITS>
 void expand_panel_vnni(const BcqWeight& w, int64_t p, uint16_t* dst, int64_t ld) {
   const int64_t n0 = p * kPanelRows;
   const int64_t rows = std::min<int64_t>(kPanelRows, w.N - n0);
+  // rows past N load zero scales, so they expand to exactly 0
   const __mmask16 live = rows >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << rows) - 1u);
   // interleave two 16 x bf16 halves: out[2j] = lo[j], out[2j + 1] = hi[j]
   alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
@@ -79,9 +80,6 @@ void expand_panel_vnni(const BcqWeight& w, int64_t p, uint16_t* dst, int64_t ld)
           v0 = _mm512_mask_add_ps(v0, _mm_test_epi8_mask(bytes[b], bit0), v0, twice_alpha[b]);
           v1 = _mm512_mask_add_ps(v1, _mm_test_epi8_mask(bytes[b], bit1), v1, twice_alpha[b]);
         }
-        // rows past N must be zero, not the (zero-scale) base
-        v0 = _mm512_maskz_mov_ps(live, v0);
-        v1 = _mm512_maskz_mov_ps(live, v1);
         const __m512i pair = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(v1, v0));
         _mm512_storeu_si512(dst + ((k + t) / 2) * ld, _mm512_permutexvar_epi16(interleave, pair));
       }

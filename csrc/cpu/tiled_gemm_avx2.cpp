@@ -116,16 +116,6 @@ void expand_bcq_strip_avx2(const BcqWeight& w, int64_t n0, int64_t k0, int64_t k
   }
 }
 
-void gemm_strip_avx2(const float* a, int64_t M, int64_t lda, int64_t kb, const float* strip,
-                     float* c, int64_t ldc, int64_t cols) {
-  for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-    const int64_t mr = std::min<int64_t>(kMR, M - m0);
-    const float* rows[kMR];
-    for (int64_t i = 0; i < mr; ++i) rows[i] = a + (m0 + i) * lda;
-    micro_kernel_rows(mr, rows, strip, kb, c + m0 * ldc, ldc, cols);
-  }
-}
-
 void gemm_rows_avx2(const float* const* a, int64_t M, int64_t kb, const float* strip, float* c,
                     int64_t ldc, int64_t cols) {
   for (int64_t m0 = 0; m0 < M; m0 += kMR)

@@ -172,16 +172,6 @@ void pack_strip_avx512(const float* src, int64_t ld, int64_t rows, int64_t K, fl
   }
 }
 
-void gemm_strip_avx512(const float* a, int64_t M, int64_t lda, int64_t kb, const float* strip,
-                     float* c, int64_t ldc, int64_t cols) {
-  for (int64_t m0 = 0; m0 < M; m0 += kMR) {
-    const int64_t mr = std::min<int64_t>(kMR, M - m0);
-    const float* rows[kMR];
-    for (int64_t i = 0; i < mr; ++i) rows[i] = a + (m0 + i) * lda;
-    micro_kernel_rows(mr, rows, strip, kb, c + m0 * ldc, ldc, live_mask(cols), live_mask(cols - 16));
-  }
-}
-
 void gemm_rows_avx512(const float* const* a, int64_t M, int64_t kb, const float* strip, float* c,
                       int64_t ldc, int64_t cols) {
   for (int64_t m0 = 0; m0 < M; m0 += kMR)

@@ -16,6 +16,31 @@
 namespace torch_lowbit {
 namespace cuda {
 
+// A tile of rows [row0, row0 + LOADS * THREADS / QUADS) x K-slice [k0, k0 + 4 QUADS), one float4
+// (4 consecutive k of one row) per load: thread tid takes loads tid, tid + THREADS, ...
+template <int LOADS, int THREADS, int QUADS, typename Load>
+__device__ __forceinline__ void fetch_tile(const Load& load, int tid, int64_t row0, int64_t k0,
+                                           float4* regs) {
+#pragma unroll
+  for (int i = 0; i < LOADS; ++i) {
+    const int e = tid + i * THREADS;
+    regs[i] = load.load4(row0 + e / QUADS, k0 + (e % QUADS) * 4);
+  }
+}
+
+// The same loads written k-major into shared memory: smem[k][row].
+template <int LOADS, int THREADS, int QUADS, int ROWS>
+__device__ __forceinline__ void stash_tile(const float4* regs, int tid, float (*smem)[ROWS]) {
+#pragma unroll
+  for (int i = 0; i < LOADS; ++i) {
+    const int e = tid + i * THREADS, row = e / QUADS, k = (e % QUADS) * 4;
+    smem[k][row] = regs[i].x;
+    smem[k + 1][row] = regs[i].y;
+    smem[k + 2][row] = regs[i].z;
+    smem[k + 3][row] = regs[i].w;
+  }
+}
+
 template <int BM, int BN, int BK, int TM, int TN, typename ALoad, typename BLoad, typename Store>
 __global__ void __launch_bounds__((BM / TM) * (BN / TN))
     simt_gemm_kernel(ALoad a_load, BLoad b_load, Store store, int64_t M, int64_t N, int64_t K) {
@@ -37,34 +62,12 @@ __global__ void __launch_bounds__((BM / TM) * (BN / TN))
 
   float4 a_reg[kALoads], b_reg[kBLoads];
   auto fetch = [&](int64_t k0) {
-#pragma unroll
-    for (int i = 0; i < kALoads; ++i) {
-      const int e = tid + i * kThreads;
-      a_reg[i] = a_load.load4(m0 + e / kQuads, k0 + (e % kQuads) * 4);
-    }
-#pragma unroll
-    for (int i = 0; i < kBLoads; ++i) {
-      const int e = tid + i * kThreads;
-      b_reg[i] = b_load.load4(n0 + e / kQuads, k0 + (e % kQuads) * 4);
-    }
+    fetch_tile<kALoads, kThreads, kQuads>(a_load, tid, m0, k0, a_reg);
+    fetch_tile<kBLoads, kThreads, kQuads>(b_load, tid, n0, k0, b_reg);
   };
   auto stash = [&](int buf) {
-#pragma unroll
-    for (int i = 0; i < kALoads; ++i) {
-      const int e = tid + i * kThreads, row = e / kQuads, k = (e % kQuads) * 4;
-      As[buf][k][row] = a_reg[i].x;
-      As[buf][k + 1][row] = a_reg[i].y;
-      As[buf][k + 2][row] = a_reg[i].z;
-      As[buf][k + 3][row] = a_reg[i].w;
-    }
-#pragma unroll
-    for (int i = 0; i < kBLoads; ++i) {
-      const int e = tid + i * kThreads, row = e / kQuads, k = (e % kQuads) * 4;
-      Bs[buf][k][row] = b_reg[i].x;
-      Bs[buf][k + 1][row] = b_reg[i].y;
-      Bs[buf][k + 2][row] = b_reg[i].z;
-      Bs[buf][k + 3][row] = b_reg[i].w;
-    }
+    stash_tile<kALoads, kThreads, kQuads>(a_reg, tid, As[buf]);
+    stash_tile<kBLoads, kThreads, kQuads>(b_reg, tid, Bs[buf]);
   };
 
   float acc[TM][TN];

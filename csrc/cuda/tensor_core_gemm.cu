@@ -81,7 +81,7 @@ struct BcqTileRows {
 
 template <typename T, typename WLoad>
 __global__ void __launch_bounds__(kThreads)
-    tc_gemm_kernel(const T* __restrict__ x, int64_t M, int64_t K, WLoad w_load, int64_t N,
+    tc_gemm_kernel(DenseTileRows<T> x_load, int64_t M, int64_t K, WLoad w_load, int64_t N,
                    T* __restrict__ y) {
   __shared__ __align__(128) T As[2][kBM][kLd];
   __shared__ __align__(128) T Bs[2][kBN][kLd];
@@ -89,7 +89,6 @@ __global__ void __launch_bounds__(kThreads)
   const int wm = warp / kWarpsN, wn = warp % kWarpsN;
   const int64_t m0 = static_cast<int64_t>(blockIdx.x) * kBM;
   const int64_t n0 = static_cast<int64_t>(blockIdx.y) * kBN;
-  const DenseTileRows<T> x_load{x, M, K, K % 8 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0};
 
   // Each thread moves 16 elements of one row of each operand per K-slice (128 rows x 2 halves).
   const int row = tid / 2, kh = (tid % 2) * 16;
@@ -159,21 +158,21 @@ __global__ void __launch_bounds__(kThreads)
     }
 }
 
+template <typename T>
+DenseTileRows<T> dense_rows(const void* p, int64_t rows, int64_t K) {
+  return DenseTileRows<T>{static_cast<const T*>(p), rows, K,
+                          K % 8 == 0 && reinterpret_cast<uintptr_t>(p) % 16 == 0};
+}
+
 template <typename T, typename WLoad>
 cudaError_t launch(const void* x, int64_t M, int64_t K, WLoad w, int64_t N, void* y,
                    cudaStream_t stream) {
   if (M == 0 || N == 0) return cudaSuccess;
   if ((N + kBN - 1) / kBN > 65535) return cudaErrorInvalidConfiguration;
   const dim3 grid(blocks_for(M, kBM), blocks_for(N, kBN));
-  tc_gemm_kernel<T, WLoad><<<grid, kThreads, 0, stream>>>(static_cast<const T*>(x), M, K, w, N,
+  tc_gemm_kernel<T, WLoad><<<grid, kThreads, 0, stream>>>(dense_rows<T>(x, M, K), M, K, w, N,
                                                           static_cast<T*>(y));
   return cudaGetLastError();
-}
-
-template <typename T>
-DenseTileRows<T> dense_rows(const void* w, int64_t N, int64_t K) {
-  return DenseTileRows<T>{static_cast<const T*>(w), N, K,
-                          K % 8 == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0};
 }
 
 }  // namespace
