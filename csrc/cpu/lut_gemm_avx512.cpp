@@ -14,6 +14,8 @@
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 
+// Bytes ahead on each bit-plane stream. Measured cold (28672x8192 3-bit): none 9.8 ms,
+// 1 KiB 8.1, 2 KiB 7.8-8.4, 4 KiB 8.6; prefetcht1 instead of t0 no better.
 #ifndef TORCH_LOWBIT_LUT_PREFETCH
 #define TORCH_LOWBIT_LUT_PREFETCH 2048
 #endif
@@ -45,6 +47,11 @@ void panels(const float* tables, const float* group_sums, int64_t M, const BcqWe
     __m512 out[PANELS];
     for (int q = 0; q < PANELS; ++q) out[q] = _mm512_setzero_ps();
     for (int64_t g = 0; g < ng; ++g) {
+      if (m == 0) {  // into L2 (prefetcht1); see kLutScaleAhead
+        const void* ahead[9];
+        for (int i = 0, count = panel_scales_ahead(w, g, p, ahead); i < count; ++i)
+          _mm_prefetch(static_cast<const char*>(ahead[i]), _MM_HINT_T1);
+      }
       // Two accumulators per plane (even/odd byte columns, the loop unrolled by 2) halve the
       // add dependency chain; indices are compile-time so they stay in registers.
       __m512 acc0[PANELS][BITS], acc1[PANELS][BITS];
@@ -62,7 +69,8 @@ void panels(const float* tables, const float* group_sums, int64_t M, const BcqWe
             const uint8_t* src = w.planes + w.panel_offset(b, p + q, c);
             // Each plane is a sequential stream (a panel's plane is followed by the next
             // panel's): prefetch it far enough ahead to cover DRAM latency when weights are cold.
-            _mm_prefetch(reinterpret_cast<const char*>(src) + TORCH_LOWBIT_LUT_PREFETCH, _MM_HINT_T0);
+            if (TORCH_LOWBIT_LUT_PREFETCH > 0)
+              _mm_prefetch(reinterpret_cast<const char*>(src) + TORCH_LOWBIT_LUT_PREFETCH, _MM_HINT_T0);
             const __m512i i0 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src)));
             const __m512i i1 = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + kPanelRows)));
             // vpermps reads only the low 4 bits of each index: the byte itself indexes its low
@@ -97,13 +105,12 @@ void lut_gemm_panels_avx512(const float* tables, const float* group_sums, int64_
     constexpr int kBits = decltype(bits)::value;
     int64_t p = p0;
     // Two panels at a time while their accumulators fit the 32 zmm registers (bits <= 4).
-    // Measured (benchmarks/cpu_gemm.py, m = 1): faster for weights of 6-26 MB (e.g. 11008x4096
-    // 3-bit 0.92 -> 0.78 ms) but slower for the 88 MB 28672x8192 (5.6 -> 7.3 ms), for reasons
-    // not yet profiled; so pairs only below 48 MB of bit-planes.
-    const bool pairs = w.bits * w.panels() * w.row_bytes() * kPanelRows <= (int64_t{48} << 20);
+    // Measured (benchmarks/cpu_gemm.py, m = 1): 11008x4096 3-bit 0.92 -> 0.78 ms. (Pairs once
+    // measured slower on the 88 MB 28672x8192; that was the scale misses, which touch twice the
+    // pages per step with pairs: with the scale prefetch above pairs are faster there too,
+    // 5.6 -> 5.2 ms hot.)
     if constexpr (kBits <= 4)
-      if (pairs)
-        for (; p + 2 <= p1; p += 2) panels<kBits, 2>(tables, group_sums, M, w, p, y);
+      for (; p + 2 <= p1; p += 2) panels<kBits, 2>(tables, group_sums, M, w, p, y);
     for (; p < p1; ++p) panels<kBits, 1>(tables, group_sums, M, w, p, y);
   });
 }
