@@ -9,8 +9,12 @@ Baselines: F.linear fp32 and bf16, torch's int4 CPU kernel (_weight_int4pack_mm_
 path: with fp32 activations they are 20-30x slower here), and dequantize-then-F.linear. Ours
 runs with fp32 activations ("auto") and with bf16 ones ("auto (bf16 x)", AMX tiles where the CPU
 has them).
-llama.cpp (through llama-cpp-python) is not wired in yet. --cold rotates through copies of each
-weight totalling more than the last-level cache (300 MB here) so weights come from DRAM.
+When the optional llama-cpp-python package is installed (`pip install llama-cpp-python`, which
+compiles llama.cpp, ~8 min here), llama.cpp's Q4_0 matmul runs too, through its bundled ggml
+(llama_cpp_baseline.py), with the weight in each CPU buffer llama.cpp offers: plain, CPU_REPACK
+and AMX (the AMX buffer at m = 1 only: at m > 1 its tile path segfaults when called this way).
+--cold rotates through copies of each weight totalling more than the last-level cache (300 MB
+here) so weights come from DRAM.
 Writes benchmarks/results/cpu_gemm.{json,md} and a plot cpu_gemm.png when matplotlib is present.
 """
 from __future__ import annotations
@@ -21,6 +25,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+import llama_cpp_baseline
 import torch_lowbit
 from harness import machine, median_ms, write
 
@@ -46,6 +51,16 @@ def rotating(make_copy, nbytes: int, cold: bool):
     return [make_copy() for _ in range(count)]
 
 
+def llama_layers(w: torch.Tensor, cold: bool) -> dict[str, list]:
+    """llama.cpp Q4_0 copies of w per weight buffer, {} when llama-cpp-python is not installed."""
+    if not llama_cpp_baseline.available():
+        return {}
+    threads = torch.get_num_threads()
+    nbytes = w.numel() * 9 // 16  # Q4_0: 18 bytes per 32 weights
+    return {buf: rotating(lambda buf=buf: llama_cpp_baseline.GgmlQ4Linear(w, buf, threads), nbytes, cold)
+            for buf in llama_cpp_baseline.buffer_types()}
+
+
 def bench_shape(n: int, k: int, ms: list[int], bits_list: list[int], cold: bool, quick: bool) -> list[dict]:
     w = torch.randn(n, k)
     rows = []
@@ -63,6 +78,7 @@ def bench_shape(n: int, k: int, ms: list[int], bits_list: list[int], cold: bool,
     int8_s = (w.abs().amax(1) / 127).bfloat16().contiguous()
     int8_w = rotating(lambda: int8_q.clone(), int8_q.numel(), cold)
     int4 = rotating(lambda: tuple(t.bfloat16() if t.is_floating_point() else t for t in int4_pack(w)), n * k // 2, cold)
+    llama = llama_layers(w, cold)
     qws = {b: rotating(lambda b=b: torch_lowbit.quantize_weight(w, bits=b, group_size=128), torch_lowbit.quantize_weight(w[:16], bits=b).nbytes * n // 16, cold) for b in bits_list}
     for m in ms:
         x = torch.randn(m, k)
@@ -73,6 +89,10 @@ def bench_shape(n: int, k: int, ms: list[int], bits_list: list[int], cold: bool,
             "torch int4 (g128)": (median_ms(lambda: torch.ops.aten._weight_int4pack_mm_for_cpu(xb, pick(int4)[0], 128, pick(int4)[1]), setup=step), n * k // 2),
             "torch int8": (median_ms(lambda: torch.ops.aten._weight_int8pack_mm(xb, pick(int8_w), int8_s), setup=step), n * k),
         }
+        for buf, layers in llama.items():
+            if buf == "amx" and m > 1:
+                continue
+            base[f"llama.cpp Q4_0 ({buf})"] = (median_ms(lambda: pick(layers)(x), setup=step), layers[0].nbytes)
         for name, (t, nbytes) in base.items():
             rows.append({"N": n, "K": k, "m": m, "bits": None, "kernel": name, "ms": t, "weight_bytes": nbytes})
         for b in bits_list:
@@ -93,6 +113,8 @@ def bench_shape(n: int, k: int, ms: list[int], bits_list: list[int], cold: bool,
         r["vs fp32"] = next(o["ms"] for o in same if o["kernel"] == "fp32 F.linear") / r["ms"]
         r["vs bf16"] = next(o["ms"] for o in same if o["kernel"] == "bf16 F.linear") / r["ms"]
         r["vs int4"] = next(o["ms"] for o in same if o["kernel"] == "torch int4 (g128)") / r["ms"]
+        best_llama = min((o["ms"] for o in same if o["kernel"].startswith("llama.cpp")), default=None)
+        r["vs llama.cpp"] = best_llama / r["ms"] if best_llama else None
     return rows
 
 
@@ -101,11 +123,12 @@ def markdown(rows: list[dict], meta: dict, command: str) -> str:
         f"CPU GEMM benchmark — {meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, ISA {meta['cpu_isa']}, {meta['date']}",
         f"Command: `{command}`. Times are medians; ratios are speedups over the baseline in the same run (>1 = faster).",
         "",
-        "| N x K | m | kernel | ms | weight GB/s | vs fp32 | vs bf16 | vs torch int4 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| N x K | m | kernel | ms | weight GB/s | vs fp32 | vs bf16 | vs torch int4 | vs best llama.cpp |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        out.append(f"| {r['N']}x{r['K']} | {r['m']} | {r['kernel']} | {r['ms']:.3f} | {r['GB/s']:.1f} | {r['vs fp32']:.2f}x | {r['vs bf16']:.2f}x | {r['vs int4']:.2f}x |")
+        llama = f"{r['vs llama.cpp']:.2f}x" if r.get("vs llama.cpp") else "-"
+        out.append(f"| {r['N']}x{r['K']} | {r['m']} | {r['kernel']} | {r['ms']:.3f} | {r['GB/s']:.1f} | {r['vs fp32']:.2f}x | {r['vs bf16']:.2f}x | {r['vs int4']:.2f}x | {llama} |")
     return "\n".join(out)
 
 
