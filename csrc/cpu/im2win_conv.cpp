@@ -84,20 +84,33 @@ void im2win_strip_bcq(bool avx512, const BcqWeight& w, const ConvShape& s, int64
       expand_bcq_strip_avx2(w, base + blk * width, 0, K8, dst);
   }
   // The common case, a strip on a panel boundary inside the group: each k row moves whole.
-  const bool whole_rows = n0 == base && o0 + width <= s.Og();
+  if (n0 == base && o0 + width <= s.Og()) {
+    im2win_strip_to_window(scratch, s, width, strip);
+    return;
+  }
   for (int64_t c = 0; c < Cg; ++c)
     for (int64_t r = 0; r < s.R; ++r)
       for (int64_t q = 0; q < s.S; ++q) {
         const int64_t k = (c * s.R + r) * s.S + q;
         float* dst = strip + ((q * s.R + r) * Cg + c) * width;
-        if (whole_rows) {
-          std::copy(scratch + k * width, scratch + (k + 1) * width, dst);
-          continue;
-        }
         for (int64_t j = 0; j < width; ++j) {
           const int64_t idx = n0 + j - base;
           dst[j] = o0 + j < s.Og() ? scratch[(idx / width) * K8 * width + k * width + idx % width] : 0.f;
         }
+      }
+}
+
+void im2win_strip_to_window(const float* flat, const ConvShape& s, int64_t width, float* strip) {
+  const int64_t Cg = s.Cg();
+  if (s.R * s.S == 1) {
+    std::copy(flat, flat + Cg * width, strip);
+    return;
+  }
+  for (int64_t c = 0; c < Cg; ++c)
+    for (int64_t r = 0; r < s.R; ++r)
+      for (int64_t q = 0; q < s.S; ++q) {
+        const float* src = flat + ((c * s.R + r) * s.S + q) * width;
+        std::copy(src, src + width, strip + ((q * s.R + r) * Cg + c) * width);
       }
 }
 

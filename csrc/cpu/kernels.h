@@ -89,6 +89,9 @@ void expand_bcq_strip_avx2(const BcqWeight& w, int64_t n0, int64_t k0, int64_t k
 // Rows [0, rows) of a row-major [*, K] matrix (row stride ld) as a 32-column strip [K][32]
 // (rows past `rows` zero), by 16 x 16 in-register transposes.
 void pack_strip_avx512(const float* src, int64_t ld, int64_t rows, int64_t K, float* strip);
+// dst[j * ld_dst + i] = src[i * ld_src + j] for i < rows, j < cols, in 16 x 16 register blocks.
+void transpose_avx512(const float* src, int64_t ld_src, int64_t rows, int64_t cols, float* dst,
+                      int64_t ld_dst);
 // gemm_rows adds a[M, kb] @ strip into c[M, <= cols] (row stride ldc), where a[i] points at
 // row i's first k: rows of A may lie anywhere (strided matrix rows, im2win pixels).
 void gemm_rows_avx512(const float* const* a, int64_t M, int64_t kb, const float* strip, float* c,
@@ -121,6 +124,8 @@ void im2win_gemm_rows(bool avx512, const float* win, const float* strip, const C
 // the dense version reads the weight already permuted to [O][S][R][Cg].
 void im2win_strip_dense(const float* w_window, const ConvShape& s, int64_t g, int64_t o0,
                         int64_t width, float* strip);
+// A strip whose k rows are in the stored filter order (c, r, q) moved to window order (q, r, c).
+void im2win_strip_to_window(const float* flat, const ConvShape& s, int64_t width, float* strip);
 void im2win_strip_bcq(bool avx512, const BcqWeight& w, const ConvShape& s, int64_t g, int64_t o0,
                       int64_t width, float* strip, float* scratch);
 

@@ -172,6 +172,22 @@ void pack_strip_avx512(const float* src, int64_t ld, int64_t rows, int64_t K, fl
   }
 }
 
+void transpose_avx512(const float* src, int64_t ld_src, int64_t rows, int64_t cols, float* dst,
+                      int64_t ld_dst) {
+  for (int64_t i0 = 0; i0 < rows; i0 += 16) {
+    const int64_t ri = std::min<int64_t>(16, rows - i0);
+    for (int64_t j0 = 0; j0 < cols; j0 += 16) {
+      const int64_t cj = std::min<int64_t>(16, cols - j0);
+      const __mmask16 load = live_mask(cj), store = live_mask(ri);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < ri ? _mm512_maskz_loadu_ps(load, src + (i0 + i) * ld_src + j0) : _mm512_setzero_ps();
+      transpose16(r);
+      for (int64_t j = 0; j < cj; ++j) _mm512_mask_storeu_ps(dst + (j0 + j) * ld_dst + i0, store, r[j]);
+    }
+  }
+}
+
 void gemm_rows_avx512(const float* const* a, int64_t M, int64_t kb, const float* strip, float* c,
                       int64_t ldc, int64_t cols) {
   for (int64_t m0 = 0; m0 < M; m0 += kMR)
