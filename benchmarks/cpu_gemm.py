@@ -57,8 +57,16 @@ def llama_layers(w: torch.Tensor, cold: bool) -> dict[str, list]:
         return {}
     threads = torch.get_num_threads()
     nbytes = w.numel() * 9 // 16  # Q4_0: 18 bytes per 32 weights
-    return {buf: rotating(lambda buf=buf: llama_cpp_baseline.GgmlQ4Linear(w, buf, threads), nbytes, cold)
-            for buf in llama_cpp_baseline.buffer_types()}
+    layers = {buf: rotating(lambda buf=buf: llama_cpp_baseline.GgmlQ4Linear(w, buf, threads), nbytes, cold)
+              for buf in llama_cpp_baseline.buffer_types()}
+    # Guard the ctypes wiring: Q4_0 with int8 activations lands ~9% from fp32 on Gaussian weights.
+    x = torch.randn(1, w.shape[1])
+    ref = F.linear(x, w)
+    for buf, copies in layers.items():
+        err = ((copies[0](x) - ref).norm() / ref.norm()).item()
+        if err > 0.2:
+            raise RuntimeError(f"llama.cpp {buf}: relative error {err:.3f} against fp32, expected < 0.2")
+    return layers
 
 
 def bench_shape(n: int, k: int, ms: list[int], bits_list: list[int], cold: bool, quick: bool) -> list[dict]:
