@@ -245,15 +245,14 @@ at::Tensor run_im2win(const at::Tensor& x, at::IntArrayRef weight_shape,
         float* scratch = scratch_buf.data();
         const int64_t first = split_strips ? t0 : 0, last = split_strips ? t1 : tasks;
         const int64_t r0 = split_strips ? 0 : t0, r1 = split_strips ? rows : t1;
-        // The GEMMs accumulate: each task starts the outputs it owns from the bias.
-        const int64_t c0 = split_strips ? (first / strips_per_group) * Og + (first % strips_per_group) * width : 0;
-        const int64_t c1 = split_strips ? (last - 1) / strips_per_group * Og + std::min(Og, ((last - 1) % strips_per_group + 1) * width) : s.O;
-        for (int64_t px = r0 * s.OW; px < r1 * s.OW; ++px)
-          for (int64_t o = c0; o < c1; ++o) out_p[px * s.O + o] = bias_p ? bias_p[o] : 0.f;
         for (int64_t t = first; t < last; ++t) {
           const int64_t g = t / strips_per_group, o0 = (t % strips_per_group) * width;
+          const int64_t cols = std::min(width, Og - o0), c0 = g * Og + o0;
+          // The GEMM accumulates: the block it owns starts from the bias.
+          for (int64_t px = r0 * s.OW; px < r1 * s.OW; ++px)
+            for (int64_t o = c0; o < c0 + cols; ++o) out_p[px * s.O + o] = bias_p ? bias_p[o] : 0.f;
           strip_fn(s, avx512, g, o0, width, strip, scratch);
-          cpu::im2win_gemm_rows(avx512, win_p, strip, s, g, o0, std::min(width, Og - o0), r0, r1, out_p);
+          cpu::im2win_gemm_rows(avx512, win_p, strip, s, g, o0, cols, r0, r1, out_p);
         }
       });
     } else {
@@ -293,7 +292,7 @@ at::Tensor im2win_conv2d_cpu(const at::Tensor& x, const at::Tensor& weight,
       [&](const ConvShape& s, bool avx512, int64_t g, int64_t o0, int64_t width, float* strip,
           float* scratch) {
         const int64_t K = s.S * s.R * s.Cg();
-        if (direct && avx512 && width == cpu::kStripColsAvx512) {
+        if (direct) {  // AVX-512: width is kStripColsAvx512
           cpu::pack_strip_avx512(wp + (g * s.Og() + o0) * K, K, std::min(width, s.Og() - o0), K, scratch);
           cpu::im2win_strip_to_window(scratch, s, width, strip);
         } else {

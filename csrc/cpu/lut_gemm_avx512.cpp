@@ -10,9 +10,11 @@
 #include "kernels.h"
 
 // Only this file's own functions get the ISA: every header is included above, so no inline or
-// template function from a header is compiled for it (and then shared with other files).
+// template function from a header is compiled for it (and then shared with other files);
+// avx512_scales.h, included below the pragma, holds only internal-linkage helpers.
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
+#include "avx512_scales.h"
 
 // Bytes ahead on each bit-plane stream. Measured cold (28672x8192 3-bit): none 9.8 ms,
 // 1 KiB 8.1, 2 KiB 7.8-8.4, 4 KiB 8.6; prefetcht1 instead of t0 no better.
@@ -24,12 +26,6 @@ namespace torch_lowbit {
 namespace cpu {
 namespace {
 
-// 16 scales (fp16 or fp32 as stored), rows past N read as zero.
-inline __m512 load_scales(const void* src, bool half, __mmask16 live) {
-  if (half) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(live, src));
-  return _mm512_maskz_loadu_ps(live, src);
-}
-
 // PANELS consecutive panels share every table load (the tables of a row, 64 KiB at K = 4096,
 // live in L2: loading them once per two panels halves that traffic).
 template <int BITS, int PANELS>
@@ -37,8 +33,7 @@ void panels(const float* tables, const float* group_sums, int64_t M, const BcqWe
             float* y) {
   __mmask16 live[PANELS];
   for (int q = 0; q < PANELS; ++q) {
-    const int64_t rows = std::min<int64_t>(kPanelRows, w.N - (p + q) * kPanelRows);
-    live[q] = static_cast<__mmask16>((1u << rows) - 1u);
+    live[q] = live_mask(w.N - (p + q) * kPanelRows);
   }
   const int64_t ng = w.ngroups(), cols_per_group = w.group_size / 8;
   const int64_t table_stride = (w.Kp / 4) * kLut16Entries;

@@ -17,6 +17,7 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,amx-tile,amx-bf16")
+#include "avx512_scales.h"
 
 namespace torch_lowbit {
 namespace cpu {
@@ -39,32 +40,21 @@ void configure_tiles() {
   _tile_loadconfig(&cfg);
 }
 
-inline __m512 load_scales(const void* src, bool half, __mmask16 live) {
-  if (half) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(live, src));
-  return _mm512_maskz_loadu_ps(live, src);
-}
 
 // Panel p (16 rows) for k in [0, Kp) into dst[(k / 2) * ld + 2 * j + k % 2] (bf16 bits); ld is
 // the row length of the strip in bf16 elements (2 x its columns).
 template <int BITS>
 void expand_panel_vnni(const BcqWeight& w, int64_t p, uint16_t* dst, int64_t ld) {
   const int64_t n0 = p * kPanelRows;
-  const int64_t rows = std::min<int64_t>(kPanelRows, w.N - n0);
   // rows past N load zero scales, so they expand to exactly 0
-  const __mmask16 live = rows >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << rows) - 1u);
+  const __mmask16 live = live_mask(w.N - n0);
   // interleave two 16 x bf16 halves: out[2j] = lo[j], out[2j + 1] = hi[j]
   alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
                                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
   const __m512i interleave = _mm512_load_si512(kInterleave);
   for (int64_t g = 0; g < w.ngroups(); ++g) {
     __m512 twice_alpha[BITS];
-    __m512 base = load_scales(w.offset_ptr(g, n0), w.half, live);
-#pragma GCC unroll 8
-    for (int b = 0; b < BITS; ++b) {
-      const __m512 a = load_scales(w.alpha_ptr(b, g, n0), w.half, live);
-      base = _mm512_sub_ps(base, a);
-      twice_alpha[b] = _mm512_add_ps(a, a);
-    }
+    const __m512 base = group_scales<BITS>(w, g, n0, live, twice_alpha);
     for (int64_t k = g * w.group_size; k < (g + 1) * w.group_size; k += 8) {
       __m128i bytes[BITS];
 #pragma GCC unroll 8

@@ -11,9 +11,11 @@
 #include "kernels.h"
 
 // Only this file's own functions get the ISA: every header is included above, so no inline or
-// template function from a header is compiled for it (and then shared with other files).
+// template function from a header is compiled for it (and then shared with other files);
+// avx512_scales.h, included below the pragma, holds only internal-linkage helpers.
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
+#include "avx512_scales.h"
 
 namespace torch_lowbit {
 namespace cpu {
@@ -22,14 +24,6 @@ namespace {
 constexpr int kNR = 32;
 constexpr int kMR = 6;
 
-inline __m512 load_scales(const void* src, bool half, __mmask16 live) {
-  if (half) return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(live, src));
-  return _mm512_maskz_loadu_ps(live, src);
-}
-
-inline __mmask16 live_mask(int64_t cols) {
-  return cols >= 16 ? static_cast<__mmask16>(0xFFFF) : cols <= 0 ? 0 : static_cast<__mmask16>((1u << cols) - 1u);
-}
 
 // Rows [16 p, 16 p + 16) of W, k in [k0, k0 + kb), into dst[(k - k0) * 32 + j].
 // W = (offset - sum_b alpha_b) + sum_b 2 alpha_b [bit_b set]: per plane and k one vptestmb
@@ -42,13 +36,7 @@ void expand_bcq_panel(const BcqWeight& w, int64_t p, int64_t k0, int64_t kb, flo
     const int64_t g = k / w.group_size;
     const int64_t end = std::min(k0 + kb, (g + 1) * w.group_size);
     __m512 twice_alpha[BITS];
-    __m512 base = load_scales(w.offset_ptr(g, n0), w.half, live);
-#pragma GCC unroll 8
-    for (int b = 0; b < BITS; ++b) {
-      const __m512 a = load_scales(w.alpha_ptr(b, g, n0), w.half, live);
-      base = _mm512_sub_ps(base, a);
-      twice_alpha[b] = _mm512_add_ps(a, a);
-    }
+    const __m512 base = group_scales<BITS>(w, g, n0, live, twice_alpha);
     for (; k < end; k += 8) {
       const int64_t c = k / 8;  // k0 and group boundaries are multiples of 8
       __m128i bytes[BITS];
