@@ -62,9 +62,14 @@ def cuda_include_dirs() -> list[str]:
     return [d for d in glob.glob(os.path.join(site, "nvidia", "cu*", "include")) if os.path.isdir(d)]
 
 
+def sources(pattern: str) -> list[str]:
+    return sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern), recursive=True))
+
+
 def extension():
-    rel = lambda pattern: sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, pattern)))
-    sources = rel("csrc/*.cpp") + rel("csrc/cpu/*.cpp")
+    # csrc/module.cpp, then one folder per op under csrc/cpu and csrc/cuda (csrc/README.md).
+    cpu_sources = sources("csrc/*.cpp") + sources("csrc/cpu/**/*.cpp")
+    include_dirs = [os.path.join(ROOT, "csrc")]  # includes are written from csrc/: "common/...", "cpu/..."
     cxx = ["-O3", "-fopenmp"]  # torch adds the C++ standard it needs
     if want_cuda():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", DEFAULT_CUDA_ARCHS)
@@ -73,13 +78,13 @@ def extension():
         defines = ["-DTORCH_LOWBIT_WITH_CUDA", f'-DTORCH_LOWBIT_CUDA_ARCHS="{archs}"']
         return cpp_extension.CUDAExtension(
             "torch_lowbit._C",
-            sources + rel("csrc/cuda/*.cpp") + rel("csrc/cuda/*.cu") + rel("csrc/cuda/generated/*.cu"),
-            include_dirs=cuda_include_dirs(),
+            cpu_sources + sources("csrc/cuda/**/*.cpp") + sources("csrc/cuda/**/*.cu"),
+            include_dirs=include_dirs + cuda_include_dirs(),
             extra_compile_args={"cxx": cxx + defines, "nvcc": ["-O3"]},
             extra_link_args=["-fopenmp"],
         )
     return cpp_extension.CppExtension(
-        "torch_lowbit._C", sources, extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"]
+        "torch_lowbit._C", cpu_sources, include_dirs=include_dirs, extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"]
     )
 
 

@@ -13,7 +13,7 @@ F.conv2d (cuDNN) with and without cudnn.benchmark. CUDA-event timing, warm-up, m
 is flushed before every GEMV run. Tile model: every candidate of a fixed grid plus the model's
 top 8 is timed on a few GEMMs, and the predicted config's time is compared with the best
 measured. Writes benchmarks/results/gpu_kernels.{json,md} and gpu_policy.json (the faster kernel
-family per op and row count, the file torch_lowbit/policy.py reads from
+family per op and row count, the file torch_lowbit/dispatch.py reads from
 torch_lowbit/data/gpu_policy/).
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 import torch_lowbit
 from harness import RESULTS, machine, write
-from torch_lowbit import tile_model
+from torch_lowbit.backends.triton import tile_model
 
 GEMV_SHAPES = [(28672, 7168), (4096, 4096), (14336, 4096), (4096, 14336), (8192, 8192)]
 PAPER = [
@@ -210,7 +210,9 @@ def gpu_policy(rows: list[dict], meta: dict, command: str) -> dict:
             continue
         family = "native" if kernel.endswith("[cuda]") else "triton"
         m = r["m"] if isinstance(r["m"], int) else 32
-        times.setdefault(op, {}).setdefault(m, {}).setdefault(family, []).append(math.log(r["ms"]))
+        # bcq_linear (what patched layers call) runs either low-bit kernel: it gets both's times.
+        for name in (op, "bcq_linear") if r["family"] == "lowbit" else (op,):
+            times.setdefault(name, {}).setdefault(m, {}).setdefault(family, []).append(math.log(r["ms"]))
     ops = {}
     for op, by_m in times.items():
         entries = []

@@ -1,12 +1,13 @@
-// The Python module torch_lowbit._C: loading it registers every op (schemas.cpp and the
-// TORCH_LIBRARY_IMPL blocks); build_info() feeds `python -m torch_lowbit env`.
+// The Python module torch_lowbit._C: loading it registers the CPU and CUDA implementations of
+// the ops (the TORCH_LIBRARY_IMPL blocks in cpu/<op>/binding.cpp and cuda/<op>/binding.cpp; the
+// schemas live in torch_lowbit/library.py); build_info() feeds `python -m torch_lowbit env`.
 #include <torch/extension.h>
 
 #include <stdexcept>
 #include <string>
 
-#include "cpu/isa.h"
-#include "cpu/kernels.h"
+#include "cpu/isa/cpu_features.h"
+#include "cpu/isa/isa.h"
 
 #ifndef TORCH_LOWBIT_CUDA_ARCHS
 #define TORCH_LOWBIT_CUDA_ARCHS ""

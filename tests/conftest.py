@@ -10,7 +10,7 @@ if not torch.cuda.is_available():
 os.environ.setdefault("TORCH_LOWBIT_POISON", "1")  # outputs start as NaN: unwritten elements show
 
 import torch_lowbit  # noqa: E402
-from torch_lowbit import backends  # noqa: E402
+from torch_lowbit import dispatch  # noqa: E402
 
 # Relative error bounds against the reference (DESIGN.md, Testing method). fp32 allows 3e-5:
 # kernels and reference sum in different orders, and a single output (N = M = 1) with
@@ -43,7 +43,7 @@ def kernel_backends():
     has_gpu = torch.cuda.is_available()
     cuda_mark = pytest.mark.skipif(not has_gpu, reason="needs a CUDA GPU")
     params = [pytest.param(CpuBackend(isa), "cpu", id=f"cpu-{isa}") for isa in CPU_ISAS]
-    if backends.triton_available():
+    if dispatch.triton_available():
         # on a GPU machine the Triton kernels compile for real and belong to `pytest -m cuda`
         marks = [pytest.mark.cuda] if has_gpu else []
         params.append(pytest.param("triton", "cuda" if has_gpu else "cpu", id="triton", marks=marks))

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import torch_lowbit
-from torch_lowbit import backends
+from torch_lowbit import dispatch
 
 ops = torch_lowbit.ops
 QW = torch_lowbit.quantize_weight(torch.randn(8, 64), bits=3, group_size=32)
@@ -46,7 +46,7 @@ def test_unavailable_backend_says_so(monkeypatch):
     with pytest.raises(RuntimeError, match="CUDA tensors"):
         ops.lut_gemm(x, QW, backend="cuda")
     monkeypatch.setenv("TRITON_INTERPRET", "0")
-    if backends.triton_available():
+    if dispatch.triton_available():
         with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
             ops.lut_gemm(x, QW, backend="triton")
 
@@ -61,6 +61,6 @@ def test_direct_op_call_with_bad_shapes_raises_not_crashes():
 
 
 def test_import_error_message_says_how_to_build():
-    from torch_lowbit import _ext
+    from torch_lowbit.backends import native
 
-    assert "pip install --no-build-isolation -e ." in _ext._BUILD_HINT
+    assert "pip install --no-build-isolation -e ." in native._BUILD_HINT

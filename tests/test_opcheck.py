@@ -11,7 +11,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 def _op(backend, name):
     if backend == "triton":
-        import torch_lowbit.triton_ops  # noqa: F401
+        import torch_lowbit.backends.triton.ops  # noqa: F401
 
         return getattr(torch.ops.torch_lowbit, f"triton_{name}")
     return getattr(torch.ops.torch_lowbit, name)
@@ -40,3 +40,27 @@ def _samples(device):
 @pytest.mark.parametrize("name", ["bcq_dequantize", "lut_gemm", "tiled_gemm_bcq", "tiled_gemm", "im2win_conv2d", "im2win_conv2d_bcq"])
 def test_opcheck(backend, device, name):
     torch.library.opcheck(_op(backend, name), _samples(device)[name])
+
+
+@pytest.mark.parametrize("backend,device", kernel_backends())
+def test_opcheck_bcq_linear(backend, device):
+    # bcq_linear: the op patched layers call; its kernel choice is the backend's.
+    qw = torch_lowbit.quantize_weight(torch.randn(9, 70), bits=3, group_size=32).to(device)
+    for m in (1, 5, 40):  # LUT and tiled sides of the CPU selector
+        x = torch.randn(m, 70, device=device, requires_grad=True)
+        torch.library.opcheck(_op(backend, "bcq_linear"), (x, *qw.op_args()))
+
+
+def test_every_op_has_a_reference_default_and_a_fake():
+    # The reference is each op's default kernel: meta tensors take the fake, and an op runs
+    # (as plain PyTorch) even where no compiled kernel is registered for the device.
+    from torch_lowbit import library
+
+    qw = torch_lowbit.quantize_weight(torch.randn(9, 70), bits=3, group_size=32)
+    meta = [t.to("meta") for t in (qw.planes, qw.alpha, qw.offset)]
+    assert torch.ops.torch_lowbit.bcq_linear(torch.randn(4, 70, device="meta"), *meta, 70, 32).shape == (4, 9)
+    for op in library.OPS:
+        for name in (op.name, library.TRITON_PREFIX + op.name):
+            packet = getattr(torch.ops.torch_lowbit, name)
+            assert torch._C._dispatch_has_kernel_for_dispatch_key(packet.default.name(), "Meta"), name
+        assert torch._C._dispatch_has_kernel_for_dispatch_key(f"torch_lowbit::{op.name}", "CompositeExplicitAutograd"), op.name

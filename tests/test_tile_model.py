@@ -1,4 +1,4 @@
-"""The Triton tile-size model (torch_lowbit/tile_model.py) and the kernel features it drives:
+"""The Triton tile-size model (torch_lowbit/backends/triton/tile_model.py) and the kernel features it drives:
 split-K (deterministic), group-aligned and unaligned K-steps, torch.compile over the Triton ops."""
 import math
 
@@ -7,12 +7,12 @@ import torch
 
 import torch_lowbit
 from conftest import make_input, rel_err
-from torch_lowbit import backends
-from torch_lowbit.tile_model import (GPU_SPECS, TileConfig, best_config, feasible, predict_ms,
+from torch_lowbit import dispatch
+from torch_lowbit.backends.triton.tile_model import (GPU_SPECS, TileConfig, best_config, feasible, predict_ms,
                                      rank_configs, shared_bytes, spec_for_device)
 
 GEMV_SHAPES = [(28672, 7168), (4096, 4096), (14336, 4096), (4096, 14336), (8192, 8192)]
-needs_triton = pytest.mark.skipif(not backends.triton_available(), reason="needs triton")
+needs_triton = pytest.mark.skipif(not dispatch.triton_available(), reason="needs triton")
 
 
 @pytest.mark.parametrize("gpu", sorted(GPU_SPECS))
@@ -107,15 +107,13 @@ def test_torch_compile_traces_the_triton_ops():
 
 
 def test_cuda_family_follows_measured_tables(monkeypatch):
-    from torch_lowbit import policy
-
-    assert isinstance(policy.measured_gpu_policies(), dict)  # the shipped files parse
+    assert isinstance(dispatch.measured_gpu_policies(), dict)  # the shipped files parse
     table = {"Fake GPU": {"lut_gemm": [[4, "native"], [32, "triton"]]}}
-    monkeypatch.setattr(policy, "measured_gpu_policies", lambda: table)
-    monkeypatch.setattr(policy, "_gpu_name", lambda device: "Fake GPU")
+    monkeypatch.setattr(dispatch, "measured_gpu_policies", lambda: table)
+    monkeypatch.setattr(dispatch, "_gpu_name", lambda device: "Fake GPU")
     cuda = torch.device("cuda")
-    assert policy.cuda_family("lut_gemm", 1, cuda, triton_ok=True) == "native"
-    assert policy.cuda_family("lut_gemm", 16, cuda, triton_ok=True) == "triton"
-    assert policy.cuda_family("lut_gemm", 64, cuda, triton_ok=True) == "triton"  # unmeasured: the default
-    assert policy.cuda_family("tiled_gemm", 1, cuda, triton_ok=True) == "triton"
-    assert policy.cuda_family("lut_gemm", 16, cuda, triton_ok=False) == "native"  # no Triton installed
+    assert dispatch.cuda_family("lut_gemm", 1, cuda, triton_ok=True) == "cuda"  # tables say "native" for CUDA C++
+    assert dispatch.cuda_family("lut_gemm", 16, cuda, triton_ok=True) == "triton"
+    assert dispatch.cuda_family("lut_gemm", 64, cuda, triton_ok=True) == "triton"  # unmeasured: the default
+    assert dispatch.cuda_family("tiled_gemm", 1, cuda, triton_ok=True) == "triton"
+    assert dispatch.cuda_family("lut_gemm", 16, cuda, triton_ok=False) == "cuda"  # no Triton installed

@@ -6,22 +6,21 @@
     >>> model(torch.randn(2, 64)).shape
     torch.Size([2, 8])
 """
-from torch_lowbit import ops
-from torch_lowbit._ext import build_info
-from torch_lowbit.format import FORMAT_VERSION, QuantizedWeight
-from torch_lowbit.quantize import quantize_weight
+# The op definitions (schemas, fakes, autograd, reference kernels) first, then the compiled
+# extension, which registers the CPU and CUDA kernels under them.
+from torch_lowbit import library  # noqa: F401
+from torch_lowbit.backends import native as _native
 
-# Loading the extension registers the C++ ops; then their fake kernels and autograd.
-from torch_lowbit._ext import load as _load
+_native.load()
 
-_load()
-from torch_lowbit import _registrations  # noqa: E402
-
-_registrations.register()
-
+from torch_lowbit import ops  # noqa: E402
+from torch_lowbit.backends.native import build_info  # noqa: E402
+from torch_lowbit.config import QuantConfig  # noqa: E402
+from torch_lowbit.format import FORMAT_VERSION, QuantizedWeight  # noqa: E402
 from torch_lowbit.modules import LowBitConv2d, LowBitLinear  # noqa: E402
 from torch_lowbit.patch import patch  # noqa: E402
+from torch_lowbit.quantize import quantize_weight  # noqa: E402
 from torch_lowbit.serialization import CheckpointError, load, save  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "FORMAT_VERSION", "load", "save", "LowBitConv2d", "LowBitLinear", "QuantizedWeight", "build_info", "ops", "patch", "quantize_weight"]
+__all__ = ["CheckpointError", "FORMAT_VERSION", "load", "save", "LowBitConv2d", "LowBitLinear", "QuantConfig", "QuantizedWeight", "build_info", "ops", "patch", "quantize_weight"]

@@ -11,11 +11,11 @@ def cmd_env(args: argparse.Namespace) -> int:
     import torch
 
     import torch_lowbit
-    from torch_lowbit import backends
+    from torch_lowbit import dispatch
 
     info = torch_lowbit.build_info()
     triton_version = "not installed"
-    if backends.triton_available():
+    if dispatch.triton_available():
         import triton
 
         triton_version = triton.__version__
@@ -27,10 +27,10 @@ def cmd_env(args: argparse.Namespace) -> int:
         ("torch CUDA", torch.version.cuda or "none (CPU build)"),
         ("GPU", gpu),
         ("triton", triton_version),
-        ("CPU kernels", "built (lut_gemm, tiled_gemm, im2win_conv2d, bcq_dequantize)"),
+        ("CPU kernels", f"built (bcq_linear, lut_gemm, tiled_gemm, im2win_conv2d, bcq_dequantize); path {info['cpu_isa']}"),
         ("CUDA kernels", f"built for {info['cuda_archs']}" if info["cuda"] else "not built"),
-        ("Triton kernels", "available" if backends.triton_available() else "unavailable (no triton)"),
-        ("Triton interpreter", "on (TRITON_INTERPRET=1)" if backends.triton_interpret() else "off"),
+        ("Triton kernels", "available" if dispatch.triton_available() else "unavailable (no triton)"),
+        ("Triton interpreter", "on (TRITON_INTERPRET=1)" if dispatch.triton_interpret() else "off"),
         ("CPU", platform.processor() or platform.machine()),
         ("CPU SIMD", info["cpu_features"]),
         ("torch threads", str(torch.get_num_threads())),
@@ -56,6 +56,8 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     from transformers import AutoModel, AutoTokenizer
 
     import torch_lowbit
+    from torch_lowbit.config import QuantConfig
+    from torch_lowbit.quantize.calibration import text_batches
 
     model = AutoModel.from_pretrained(args.model_dir).eval()
     tokenizer = None
@@ -69,20 +71,24 @@ def cmd_quantize(args: argparse.Namespace) -> int:
             raise SystemExit("quantize: --method gptq needs --calibration FILE (one text per line) and tokenizer files in MODEL_DIR")
         with open(args.calibration) as f:
             texts = [line.strip() for line in f if line.strip()]
-        calibration = [dict(tokenizer(texts[i : i + 16], padding=True, truncation=True, return_tensors="pt")) for i in range(0, len(texts), 16)]
-    torch_lowbit.patch(model, bits=args.bits, group_size=args.group_size, method=args.method, calibration=calibration, skip=args.skip, progress=True, verbose=True)
+        calibration = text_batches(tokenizer, texts)
+    cfg = QuantConfig(args.bits, args.group_size, args.method, getattr(torch, args.scale_dtype))
+    torch_lowbit.patch(model, bits=cfg.bits, group_size=cfg.group_size, method=cfg.method, scale_dtype=cfg.scale_dtype,
+                       calibration=calibration, skip=args.skip, progress=True, verbose=True)
     out = torch_lowbit.save(model, args.out_dir, tokenizer=tokenizer)
     print(f"saved {out}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    from torch_lowbit.config import METHODS
+
     parser = argparse.ArgumentParser(prog="python -m torch_lowbit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("env", help="versions, compiled kernels, CPU features").set_defaults(fn=cmd_env)
     demo = sub.add_parser("demo", help="quantize the bundled all-MiniLM-L6-v2 at 3 and 4 bits and compare with fp32")
     demo.add_argument("--bits", type=int, nargs="+", default=[3, 4])
-    demo.add_argument("--method", default="gptq", choices=["rtn", "mse", "bcq", "gptq"])
+    demo.add_argument("--method", default="gptq", choices=METHODS)
     demo.add_argument("--group-size", type=int, default=128)
     demo.set_defaults(fn=cmd_demo)
     quant = sub.add_parser("quantize", help="quantize a local HF checkpoint directory")
@@ -90,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     quant.add_argument("out_dir")
     quant.add_argument("--bits", type=int, default=3)
     quant.add_argument("--group-size", type=int, default=128)
-    quant.add_argument("--method", default="mse", choices=["rtn", "mse", "bcq", "gptq"])
+    quant.add_argument("--method", default="mse", choices=METHODS)
+    quant.add_argument("--scale-dtype", default="float16", choices=["float16", "float32"])
     quant.add_argument("--calibration", help="text file, one calibration sample per line (for --method gptq)")
     quant.add_argument("--skip", nargs="*", default=["lm_head", "*.lm_head"], help="glob patterns of module names to keep float")
     quant.set_defaults(fn=cmd_quantize)

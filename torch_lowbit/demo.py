@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 import torch_lowbit
+from torch_lowbit.quantize.calibration import text_batches
 
 
 def sentences(name: str) -> list[str]:
@@ -69,7 +70,7 @@ def run(bits_list=(3, 4), method: str = "gptq", group_size: int = 128) -> list[d
     base, tokenizer = load_minilm()
     texts = sentences("eval")
     calib = sentences("calibration")
-    calibration = [dict(tokenizer(calib[i : i + 16], padding=True, truncation=True, return_tensors="pt")) for i in range(0, len(calib), 16)]
+    calibration = text_batches(tokenizer, calib)
     reference = embed(base, tokenizer, texts)
     rows = [{
         "model": "fp32", "bits": 32, "weight_bytes": linear_weight_bytes(base), "mean_cos": 1.0, "min_cos": 1.0,

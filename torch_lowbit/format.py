@@ -74,6 +74,16 @@ def unpack_signs(planes: torch.Tensor, n: int) -> torch.Tensor:
     return ((rows.unsqueeze(-1) >> shifts) & 1).reshape(rows.shape[0], n, -1).bool()
 
 
+def empty_planes(shape: tuple[int, ...], bits: int, group_size: int, scale_dtype: torch.dtype, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Uninitialised (planes, alpha, offset) of the right shapes for a weight of `shape`."""
+    n, k = shape[0], math.prod(shape[1:])
+    kp, g = padded_layout(k, group_size)
+    planes = torch.empty(bits, panels(n), kp // 8, PANEL_ROWS, dtype=torch.uint8, device=device)
+    alpha = torch.empty(bits, kp // g, n, dtype=scale_dtype, device=device)
+    offset = torch.empty(kp // g, n, dtype=scale_dtype, device=device)
+    return planes, alpha, offset
+
+
 class QuantizedWeight:
     """A low-bit weight in BCQ form, for `torch_lowbit.ops` and the patched modules.
 
@@ -160,17 +170,11 @@ class QuantizedWeight:
     def dequantize(self, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """The float weight this represents, in its original shape.
 
-        Runs the native bcq_dequantize op on CPU/CUDA tensors, plain PyTorch elsewhere.
+        Runs the bcq_dequantize op: the compiled kernel on CPU/CUDA tensors where the extension
+        has one, its plain-PyTorch reference elsewhere (torch_lowbit/library.py).
         """
-        from torch_lowbit import reference
-        from torch_lowbit._ext import has_cuda_kernels
-
         planes, alpha, offset, k, g = self.op_args()
-        kind = self.device.type
-        if kind == "cpu" or (kind == "cuda" and has_cuda_kernels()):
-            w = torch.ops.torch_lowbit.bcq_dequantize(planes, alpha.float(), offset.float(), k, g)
-        else:
-            w = reference.bcq_dequantize(planes, alpha.float(), offset.float(), k, g)
+        w = torch.ops.torch_lowbit.bcq_dequantize(planes, alpha.float(), offset.float(), k, g)
         return w.reshape(self.shape).to(dtype)
 
     def to(self, *args: Any, **kwargs: Any) -> "QuantizedWeight":

@@ -8,27 +8,18 @@ compute dtype. Bias stays a float parameter.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from torch_lowbit import ops
-from torch_lowbit.format import PANEL_ROWS, QuantizedWeight, padded_layout, panels
-
-
-def empty_quantized_weight(shape: tuple[int, ...], bits: int, group_size: int, method: str, scale_dtype: torch.dtype, device) -> QuantizedWeight:
-    """An uninitialised QuantizedWeight of the right shapes (a skeleton to load into; meta is fine)."""
-    n, k = shape[0], math.prod(shape[1:])
-    kp, g = padded_layout(k, group_size)
-    planes = torch.empty(bits, panels(n), kp // 8, PANEL_ROWS, dtype=torch.uint8, device=device)
-    alpha = torch.empty(bits, kp // g, n, dtype=scale_dtype, device=device)
-    offset = torch.empty(kp // g, n, dtype=scale_dtype, device=device)
-    return QuantizedWeight(planes, alpha, offset, shape, group_size, method)
+from torch_lowbit.config import QuantConfig
+from torch_lowbit.format import QuantizedWeight, empty_planes
 
 
 class PackedWeightMixin:
-    """Holds a QuantizedWeight's tensors as buffers and rebuilds the QuantizedWeight on demand."""
+    """Holds a QuantizedWeight's tensors as buffers. The QuantizedWeight the ops take is built
+    and validated once, and again only when a buffer is replaced (.to(), load), never per call:
+    forward costs about what nn.Linear's does."""
 
     planes: torch.Tensor
     alpha: torch.Tensor
@@ -44,7 +35,15 @@ class PackedWeightMixin:
 
     @property
     def quantized_weight(self) -> QuantizedWeight:
-        return QuantizedWeight(self.planes, self.alpha, self.offset, self.weight_shape, self.group_size, self.method)
+        qw = self.__dict__.get("_qw_cache")
+        if qw is None or qw.planes is not self.planes or qw.alpha is not self.alpha or qw.offset is not self.offset:
+            qw = QuantizedWeight(self.planes, self.alpha, self.offset, self.weight_shape, self.group_size, self.method)
+            self.__dict__["_qw_cache"] = qw
+        return qw
+
+    @property
+    def config(self) -> QuantConfig:
+        return QuantConfig(self.bits, self.group_size, self.method, self.alpha.dtype)
 
     @property
     def qweight(self) -> torch.Tensor:
@@ -66,8 +65,8 @@ class PackedWeightMixin:
         return out
 
     def quant_info(self) -> dict:
-        """What save() records for this module."""
-        return {"shape": list(self.weight_shape), "bits": self.bits, "group_size": self.group_size, "method": self.method, "scale_dtype": str(self.alpha.dtype).removeprefix("torch.")}
+        """What save() records for this module (its config and weight shape)."""
+        return {"shape": list(self.weight_shape), **self.config.to_dict()}
 
     def packed_extra_repr(self) -> str:
         return f"bits={self.bits}, group_size={self.group_size}, method={self.method!r}"
@@ -106,7 +105,7 @@ class LowBitLinear(PackedWeightMixin, nn.Linear):
         return cls(quantize_weight(weight, bits=bits, group_size=group_size, method=method, **kwargs), module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return ops.linear(x, self.quantized_weight, self.bias, backend=self.backend)
+        return ops.linear_prechecked(x, self.quantized_weight, self.bias, self.backend)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, {self.packed_extra_repr()}"
@@ -150,6 +149,18 @@ class LowBitConv2d(PackedWeightMixin, nn.Conv2d):
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, dilation={self.dilation}, groups={self.groups}, bias={self.bias is not None}, {self.packed_extra_repr()}"
+
+
+def skeleton(kind: str, module: nn.Module, shape: tuple[int, ...], config: QuantConfig) -> nn.Module:
+    """An empty low-bit module on the meta device to stand in for `module` ("linear", "conv1d"
+    or "conv2d") with a weight of `shape` (what load() fills): patch() on a meta model and
+    load() both build skeletons here."""
+    qw = QuantizedWeight(*empty_planes(shape, config.bits, config.group_size, config.scale_dtype, "meta"), shape, config.group_size, config.method)
+    bias = getattr(module, "bias", None)
+    bias = None if bias is None else torch.empty_like(bias, device="meta").requires_grad_(bias.requires_grad)
+    if kind == "conv2d":
+        return LowBitConv2d(qw, bias, module.stride, module.padding, module.dilation, module.groups)
+    return LowBitLinear(qw, bias)
 
 
 def is_hf_conv1d(module: nn.Module) -> bool:

@@ -1,23 +1,23 @@
-"""The public ops: argument checks with clear errors, backend choice, then one registered op.
+"""The public ops: argument checks with clear errors, the family from torch_lowbit/dispatch.py,
+then one registered op (schemas, fakes and autograd: torch_lowbit/library.py).
 
-    torch_lowbit.ops.lut_gemm(x, qw)                 # F.linear(x, W) with W low-bit, via tables
+    torch_lowbit.ops.linear(x, qw, bias)             # F.linear(x, W, bias), W low-bit: the kernel
+                                                     # the backend's selector picks for the shape
+    torch_lowbit.ops.lut_gemm(x, qw)                 # F.linear(x, W) through LUT-GEMM tables
     torch_lowbit.ops.tiled_gemm(x, w)                # F.linear(x, w), w dense [N, K] or QuantizedWeight
     torch_lowbit.ops.im2win_conv2d(x, w, bias, ...)  # F.conv2d semantics, w dense or QuantizedWeight
-    torch_lowbit.ops.linear(x, qw, bias)             # picks lut_gemm or tiled_gemm by shape (policy.py)
 
-Each takes backend="auto" | "cpu" | "cuda" | "triton" | "reference" (backends.py).
+Each takes backend="auto" | "cpu" | "cuda" | "triton" | "reference" (dispatch.py).
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import torch
 
-from torch_lowbit import backends, policy, reference
+from torch_lowbit import dispatch
+from torch_lowbit.conv_geometry import IntPair, conv_padding, pair
 from torch_lowbit.format import QuantizedWeight
 
 ACTIVATION_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
-IntPair = int | Sequence[int]
 
 
 def _check_activation(x: object, name: str = "x") -> torch.Tensor:
@@ -31,17 +31,6 @@ def _check_activation(x: object, name: str = "x") -> torch.Tensor:
 def _check_same_device(x: torch.Tensor, other: torch.Tensor | QuantizedWeight, name: str) -> None:
     if x.device != other.device:
         raise ValueError(f"{name}: is on {other.device} but x is on {x.device}; move both to one device")
-
-
-def _native(name: str, backend: str):
-    return getattr(torch.ops.torch_lowbit, name if backend == "native" else f"triton_{name}")
-
-
-def _ensure_loaded(backend: str) -> None:
-    # The native ops are registered when torch_lowbit is imported; the Triton ops on first use,
-    # so that importing torch_lowbit never imports triton.
-    if backend == "triton":
-        import torch_lowbit.triton_ops  # noqa: F401
 
 
 def _linear_input(x: torch.Tensor, in_features: int) -> torch.Tensor:
@@ -60,6 +49,36 @@ def _check_linear_weight(qw: object, name: str = "qw") -> QuantizedWeight:
     return qw
 
 
+def _bcq_product(op: str, x: torch.Tensor, qw: QuantizedWeight, backend: str) -> torch.Tensor:
+    """x[..., K] @ W^T through `op` (bcq_linear, lut_gemm or tiled_gemm_bcq); qw already checked."""
+    _check_activation(x)
+    _check_same_device(x, qw, "qw")
+    x2 = _linear_input(x, qw.in_features)
+    y = dispatch.resolve(backend, x.device, op, x2.shape[0])(x2, qw.planes, qw.alpha, qw.offset, qw.in_features, qw.effective_group_size)
+    return y.reshape(*x.shape[:-1], qw.out_features)
+
+
+def linear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
+    """F.linear(x, W, bias) for a low-bit W: one bcq_linear op, whose kernel (LUT-GEMM for few
+    rows, tiled GEMM for many) the backend's selector picks (csrc/cpu/kernel_selector.h).
+
+    Example:
+        >>> import torch, torch_lowbit
+        >>> qw = torch_lowbit.quantize_weight(torch.randn(48, 200), bits=3, group_size=64)
+        >>> x = torch.randn(2, 5, 200)
+        >>> torch.allclose(torch_lowbit.ops.linear(x, qw), x @ qw.dequantize().T, rtol=1e-4, atol=1e-4)
+        True
+    """
+    _check_linear_weight(qw)
+    return linear_prechecked(x, qw, bias, backend)
+
+
+def linear_prechecked(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None, backend: str) -> torch.Tensor:
+    """linear() for a weight known to be a linear QuantizedWeight (the patched modules' hot path)."""
+    y = _bcq_product("bcq_linear", x, qw, backend)
+    return y if bias is None else y + bias.to(y.dtype)
+
+
 def lut_gemm(x: torch.Tensor, qw: QuantizedWeight, backend: str = "auto") -> torch.Tensor:
     """y = x @ W^T for a low-bit W through LUT-GEMM (F.linear semantics: x[..., K] -> y[..., N]).
 
@@ -72,16 +91,7 @@ def lut_gemm(x: torch.Tensor, qw: QuantizedWeight, backend: str = "auto") -> tor
         True
     """
     _check_activation(x)
-    _check_linear_weight(qw)
-    _check_same_device(x, qw, "qw")
-    x2 = _linear_input(x, qw.in_features)
-    which = backends.resolve(backend, x.device, "lut_gemm", x2.shape[0])
-    if which == "reference":
-        y = reference.lut_gemm(x2, *qw.op_args())
-    else:
-        _ensure_loaded(which)
-        y = _native("lut_gemm", which)(x2, *qw.op_args())
-    return y.reshape(*x.shape[:-1], qw.out_features)
+    return _bcq_product("lut_gemm", x, _check_linear_weight(qw), backend)
 
 
 def tiled_gemm(x: torch.Tensor, w: torch.Tensor | QuantizedWeight, backend: str = "auto") -> torch.Tensor:
@@ -95,16 +105,7 @@ def tiled_gemm(x: torch.Tensor, w: torch.Tensor | QuantizedWeight, backend: str 
     """
     _check_activation(x)
     if isinstance(w, QuantizedWeight):
-        _check_linear_weight(w, "w")
-        _check_same_device(x, w, "w")
-        x2 = _linear_input(x, w.in_features)
-        which = backends.resolve(backend, x.device, "tiled_gemm_bcq", x2.shape[0])
-        if which == "reference":
-            y = reference.tiled_gemm_bcq(x2, *w.op_args())
-        else:
-            _ensure_loaded(which)
-            y = _native("tiled_gemm_bcq", which)(x2, *w.op_args())
-        return y.reshape(*x.shape[:-1], w.out_features)
+        return _bcq_product("tiled_gemm_bcq", x, _check_linear_weight(w, "w"), backend)
     if not isinstance(w, torch.Tensor):
         raise TypeError(f"w: expected a torch.Tensor or QuantizedWeight, got {type(w).__name__}")
     _check_activation(w, "w")
@@ -112,61 +113,8 @@ def tiled_gemm(x: torch.Tensor, w: torch.Tensor | QuantizedWeight, backend: str 
         raise ValueError(f"w: expected a 2-D weight [N, K], got shape {tuple(w.shape)}")
     _check_same_device(x, w, "w")
     x2 = _linear_input(x, w.shape[1])
-    which = backends.resolve(backend, x.device, "tiled_gemm", x2.shape[0])
-    if which == "reference":
-        y = reference.tiled_gemm(x2, w)
-    else:
-        _ensure_loaded(which)
-        y = _native("tiled_gemm", which)(x2, w)
+    y = dispatch.resolve(backend, x.device, "tiled_gemm", x2.shape[0])(x2, w)
     return y.reshape(*x.shape[:-1], w.shape[0])
-
-
-def linear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
-    """F.linear(x, W, bias) for a low-bit W: LUT-GEMM for few rows, tiled GEMM for many (policy.py)."""
-    _check_activation(x)
-    _check_linear_weight(qw)
-    rows = x.numel() // max(x.shape[-1], 1)
-    if policy.use_lut(rows, qw.bits, qw.out_features, qw.in_features, x.device, x.dtype):
-        y = lut_gemm(x, qw, backend=backend)
-    else:
-        y = tiled_gemm(x, qw, backend=backend)
-    if bias is not None:
-        y = y + bias.to(y.dtype)
-    return y
-
-
-def _pair(value: IntPair, name: str) -> list[int]:
-    if isinstance(value, bool):
-        raise TypeError(f"{name}: expected an int or a pair of ints, got bool")
-    if isinstance(value, int):
-        return [value, value]
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return [int(v) for v in value]
-    raise TypeError(f"{name}: expected an int or a pair of ints, got {value!r}")
-
-
-def conv_padding(padding: IntPair | str, kernel: Sequence[int], stride: Sequence[int], dilation: Sequence[int]) -> list[int]:
-    """F.conv2d's padding as [top, bottom, left, right] ('same' puts the odd extra at the end)."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return [0, 0, 0, 0]
-        if padding != "same":
-            raise ValueError(f"padding: expected an int, a pair, 'same' or 'valid', got {padding!r}")
-        if any(s != 1 for s in stride):
-            raise ValueError("padding: 'same' needs stride 1 (as in F.conv2d)")
-        out = []
-        for k, d in zip(kernel, dilation):
-            total = d * (k - 1)
-            out += [total // 2, total - total // 2]
-        return out
-    if isinstance(padding, (tuple, list)) and len(padding) == 4 and all(isinstance(v, int) for v in padding):
-        pads = [int(v) for v in padding]
-    else:
-        ph, pw = _pair(padding, "padding")
-        pads = [ph, ph, pw, pw]
-    if any(p < 0 for p in pads):
-        raise ValueError(f"padding: expected values >= 0, got {padding!r}")
-    return pads
 
 
 def im2win_conv2d(
@@ -213,7 +161,7 @@ def im2win_conv2d(
         raise ValueError(f"groups: {groups} must divide input channels {x.shape[1]} and output channels {shape[0]}")
     if shape[1] * groups != x.shape[1]:
         raise ValueError(f"w: expects {shape[1] * groups} input channels (C/groups = {shape[1]}), x has {x.shape[1]}")
-    stride_, dilation_ = _pair(stride, "stride"), _pair(dilation, "dilation")
+    stride_, dilation_ = pair(stride, "stride"), pair(dilation, "dilation")
     if min(stride_) < 1:
         raise ValueError(f"stride: expected values >= 1, got {stride!r}")
     if min(dilation_) < 1:
@@ -226,15 +174,7 @@ def im2win_conv2d(
         if not isinstance(bias, torch.Tensor) or bias.shape != (shape[0],):
             raise ValueError(f"bias: expected a tensor of shape ({shape[0]},), got {getattr(bias, 'shape', bias)!r}")
         _check_same_device(x, bias, "bias")
-    which = backends.resolve(backend, x.device, "im2win_conv2d_bcq" if quantized else "im2win_conv2d", x.shape[0])
     if quantized:
-        args = (x, w.planes, w.alpha, w.offset, list(shape), w.effective_group_size, bias, stride_, pads, dilation_, groups)
-        if which == "reference":
-            return reference.im2win_conv2d_bcq(*args)
-        _ensure_loaded(which)
-        return _native("im2win_conv2d_bcq", which)(*args)
-    args = (x, w, bias, stride_, pads, dilation_, groups)
-    if which == "reference":
-        return reference.im2win_conv2d(*args)
-    _ensure_loaded(which)
-    return _native("im2win_conv2d", which)(*args)
+        run = dispatch.resolve(backend, x.device, "im2win_conv2d_bcq", x.shape[0])
+        return run(x, w.planes, w.alpha, w.offset, list(shape), w.effective_group_size, bias, stride_, pads, dilation_, groups)
+    return dispatch.resolve(backend, x.device, "im2win_conv2d", x.shape[0])(x, w, bias, stride_, pads, dilation_, groups)

@@ -10,10 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from torch_lowbit.calibration import collect_hessians, plan_stages
-from torch_lowbit.format import check_bits, check_group_size
-from torch_lowbit.modules import LowBitConv2d, LowBitLinear, empty_quantized_weight, is_hf_conv1d, is_low_bit
-from torch_lowbit.quantize import METHODS
+from torch_lowbit.config import QuantConfig
+from torch_lowbit.modules import LowBitConv2d, LowBitLinear, is_hf_conv1d, is_low_bit, skeleton
+from torch_lowbit.quantize.calibration import collect_hessians, plan_stages
 
 DEFAULT_SKIP = ("lm_head", "*.lm_head")  # output heads stay float; embeddings are never targets
 
@@ -56,47 +55,26 @@ def _is_target(module: nn.Module) -> str | None:
     return None
 
 
-def _settings_for(name: str, defaults: dict, overrides: Mapping[str, Any] | None) -> dict:
-    settings = dict(defaults)
+def _settings_for(name: str, defaults: QuantConfig, overrides: Mapping[str, Any] | None) -> QuantConfig:
     for pattern, value in (overrides or {}).items():
         if fnmatch.fnmatchcase(name, pattern):
-            if isinstance(value, int) and not isinstance(value, bool):
-                settings["bits"] = value
-            elif isinstance(value, Mapping):
-                unknown = set(value) - {"bits", "group_size", "method"}
-                if unknown:
-                    raise ValueError(f"overrides: {pattern!r} has unknown keys {sorted(unknown)} (allowed: bits, group_size, method)")
-                settings.update(value)
-            else:
-                raise TypeError(f"overrides: {pattern!r} must map to bits (int) or a dict of bits/group_size/method, got {value!r}")
-            break
-    check_bits(settings["bits"])
-    check_group_size(settings["group_size"])
-    if settings["method"] not in METHODS:
-        raise ValueError(f"method: expected one of {METHODS}, got {settings['method']!r}")
-    return settings
+            return defaults.with_override(value, pattern)
+    return defaults
 
 
 def _weight_of(module: nn.Module) -> torch.Tensor:
     return module.weight
 
 
-def _build(kind: str, module: nn.Module, settings: dict, scale_dtype: torch.dtype, hessian: torch.Tensor | None) -> nn.Module:
-    bits, group_size, method = settings["bits"], settings["group_size"], settings["method"]
+def _build(kind: str, module: nn.Module, config: QuantConfig, hessian: torch.Tensor | None) -> nn.Module:
     weight = _weight_of(module)
-    if weight.is_meta:
-        # A skeleton (e.g. for load()): right shapes, no values.
-        shape = tuple(weight.t().shape) if kind == "conv1d" else tuple(weight.shape)
-        qw = empty_quantized_weight(shape, bits, group_size, method, scale_dtype, "meta")
-        if kind == "conv2d":
-            return LowBitConv2d(qw, module.bias, module.stride, module.padding, module.dilation, module.groups)
-        return LowBitLinear(qw, module.bias)
-    kwargs = {"scale_dtype": scale_dtype}
-    if method == "gptq":
+    if weight.is_meta:  # a skeleton (e.g. for load()): right shapes, no values
+        return skeleton(kind, module, tuple(weight.t().shape) if kind == "conv1d" else tuple(weight.shape), config)
+    kwargs = {"scale_dtype": config.scale_dtype}
+    if config.method == "gptq":
         kwargs["hessian"] = hessian
-    if kind == "conv2d":
-        return LowBitConv2d.from_float(module, bits=bits, group_size=group_size, method=method, **kwargs)
-    return LowBitLinear.from_float(module, bits=bits, group_size=group_size, method=method, **kwargs)
+    cls = LowBitConv2d if kind == "conv2d" else LowBitLinear
+    return cls.from_float(module, bits=config.bits, group_size=config.group_size, method=config.method, **kwargs)
 
 
 def _move_accelerate_hook(old: nn.Module, new: nn.Module) -> None:
@@ -143,10 +121,7 @@ def patch(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
-    if scale_dtype not in (torch.float16, torch.float32):
-        raise ValueError(f"scale_dtype: expected torch.float16 or torch.float32, got {scale_dtype}")
-    defaults = {"bits": bits, "group_size": group_size, "method": method}
-    _settings_for("", defaults, None)  # validates the defaults even if nothing matches
+    defaults = QuantConfig(bits, group_size, method, scale_dtype)  # validates them
     skip = tuple(skip)
     report = PatchReport()
     targets = []  # (name, kind, module, settings)
@@ -170,7 +145,7 @@ def patch(
             raise ValueError(f"model: {name} is offloaded by accelerate (weights not in memory); dispatch it to CPU/GPU memory before patch()")
         targets.append((name, kind, module, _settings_for(name, defaults, overrides)))
 
-    gptq_names = {name for name, _, _, s in targets if s["method"] == "gptq"}
+    gptq_names = {name for name, _, _, cfg in targets if cfg.method == "gptq"}
     if gptq_names and calibration is None:
         raise ValueError("calibration: method='gptq' needs calibration batches, e.g. patch(model, method='gptq', calibration=[batch, ...])")
     if calibration is not None and not gptq_names:
@@ -184,7 +159,7 @@ def patch(
     by_name = {t[0]: t for t in targets}
     order = [t[0] for t in targets if t[0] not in gptq_names]
     for name in order:
-        _replace(model, by_name[name], scale_dtype, None, report)
+        _replace(model, by_name[name], None, report)
         bar.update(1)
     # GPTQ: stages of layers whose Hessians fit the memory budget, in module order, so later
     # stages see the outputs of the already-quantized earlier ones.
@@ -192,7 +167,7 @@ def patch(
     for stage in plan_stages(gptq_targets):
         hessians, notes = collect_hessians(model, stage, calibration)
         for target in stage:
-            _replace(model, target, scale_dtype, hessians.get(target[0]), report, notes.get(target[0]))
+            _replace(model, target, hessians.get(target[0]), report, notes.get(target[0]))
             bar.update(1)
         del hessians
     bar.close()
@@ -202,18 +177,19 @@ def patch(
     return model
 
 
-def _replace(model: nn.Module, target, scale_dtype, hessian, report: PatchReport, note: str | None = None) -> None:
-    name, kind, module, settings = target
-    if settings["method"] == "gptq" and hessian is None:
+def _replace(model: nn.Module, target, hessian, report: PatchReport, note: str | None = None) -> None:
+    name, kind, module, config = target
+    if config.method == "gptq" and hessian is None:
         # No statistics for this layer (a grouped conv, or it never ran on the calibration data):
         # quantize it with GPTQ's own data-free grid and say so.
-        settings = dict(settings, method="bcq")
+        config = config.replace(method="bcq")
         report.notes.append((name, f"gptq fell back to bcq: {note or 'no calibration inputs reached it'}"))
     weight = _weight_of(module)
-    new = _build(kind, module, settings, scale_dtype, hessian)
+    new = _build(kind, module, config, hessian)
     _move_accelerate_hook(module, new)
     parent_name, _, attr = name.rpartition(".")
     setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
+    settings = {"bits": config.bits, "group_size": config.group_size, "method": config.method}
     report.replaced.append(
         {"name": name, "kind": kind, **settings, "bytes_before": weight.numel() * weight.element_size(), "bytes_after": new.packed_nbytes}
     )

@@ -1,5 +1,7 @@
-"""Plain-PyTorch definitions of every torch_lowbit op: the oracle for the tests and the readable
-statement of what each kernel computes. Every kernel accumulates in fp32 and returns x's dtype.
+"""Plain-PyTorch definitions of every torch_lowbit op: the oracle for the tests, the readable
+statement of what each kernel computes, and each op's default implementation (registered in
+library.py for every device without a compiled kernel). Every kernel accumulates in fp32 and
+returns x's dtype. Depends on the format alone.
 """
 from __future__ import annotations
 
@@ -18,13 +20,13 @@ def bcq_dequantize(planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tens
     return w[:, :in_features].to(alpha.dtype)
 
 
-def lut_gemm(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, in_features: int, group_size: int) -> torch.Tensor:
+def bcq_linear(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, in_features: int, group_size: int) -> torch.Tensor:
     """y[M, N] = x[M, K] @ W^T."""
     w = bcq_dequantize(planes, alpha.float(), offset.float(), in_features, group_size)
     return (x.float() @ w.t()).to(x.dtype)
 
 
-tiled_gemm_bcq = lut_gemm  # the same product; the kernels differ in how they get there
+lut_gemm = tiled_gemm_bcq = bcq_linear  # the same product; the kernels differ in how they get there
 
 
 def tiled_gemm(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -32,9 +34,13 @@ def tiled_gemm(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return (x.float() @ weight.float().t()).to(x.dtype)
 
 
+def is_channels_last(x: torch.Tensor) -> bool:
+    """x is channels_last (and not also plain contiguous, as 1x1 images are)."""
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
 def _like_input(out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-    return out.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return out.contiguous(memory_format=torch.channels_last if is_channels_last(x) else torch.contiguous_format)
 
 
 def im2win_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride: list[int], padding: list[int], dilation: list[int], groups: int) -> torch.Tensor:

@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from torch_lowbit.format import FORMAT_VERSION
-from torch_lowbit.modules import LowBitConv2d, LowBitLinear, empty_quantized_weight, is_low_bit
+from torch_lowbit.config import QuantConfig
+from torch_lowbit.modules import LowBitConv2d, is_low_bit, skeleton
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -209,15 +210,11 @@ def _install_skeletons(model: nn.Module, modules: dict) -> None:
             old = getattr(parent, attr)
         except AttributeError as err:
             raise CheckpointError(f"directory: the checkpoint quantized {name!r}, which the model does not have") from err
-        scale_dtype = getattr(torch, info.get("scale_dtype", "float16"))
-        qw = empty_quantized_weight(tuple(info["shape"]), info["bits"], info["group_size"], info["method"], scale_dtype, "meta")
-        bias = getattr(old, "bias", None)
-        bias = None if bias is None else torch.empty_like(bias, device="meta")
-        if info["kind"] == "conv2d":
-            new = LowBitConv2d(qw, bias, old.stride, old.padding, old.dilation, old.groups)
-        else:
-            new = LowBitLinear(qw, bias)
-        setattr(parent, attr, new)
+        try:
+            config = QuantConfig.from_dict(info)
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"directory: module {name!r} has an invalid quantization entry ({err})") from err
+        setattr(parent, attr, skeleton(info["kind"], old, tuple(info["shape"]), config))
 
 
 def _assign(model: nn.Module, name: str, tensor: torch.Tensor) -> None:

@@ -1,19 +1,20 @@
 """Triton kernels of torch_lowbit, installed as `torch_lowbit.triton_kernels` (never as a
-top-level `triton_kernels`, which other projects own). The ops that wrap them, with fakes and
-autograd, are in torch_lowbit/triton_ops.py.
+top-level `triton_kernels`, which other projects own). They run as the `triton_` family of the
+ops defined in torch_lowbit/library.py; torch_lowbit/backends/triton/ops.py registers them and
+tile_model.py beside it sizes their tiles.
 
 Under TRITON_INTERPRET=1 these kernels run on CPU tensors (Triton's interpreter); that is how CI
 tests them. There, bf16 operands are cast to fp32 before tl.dot (the interpreter's bf16 dot is
 wrong), which `dot_in_fp32()` decides.
 """
-import os
-
 import triton
 import triton.language as tl
 
+from torch_lowbit._env import env_flag
+
 
 def dot_in_fp32() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return env_flag("TRITON_INTERPRET")
 
 
 def new_output(shape, dtype, device):
@@ -21,7 +22,7 @@ def new_output(shape, dtype, device):
     import torch
 
     out = torch.empty(shape, dtype=dtype, device=device)
-    if os.environ.get("TORCH_LOWBIT_POISON", "0") not in ("", "0"):
+    if env_flag("TORCH_LOWBIT_POISON"):
         out.fill_(float("nan"))
     return out
 

@@ -5,12 +5,12 @@ it loads each plane's bytes once ([BLOCK_K/8, BLOCK_N], 16 rows side by side in 
 layout), expands them to bits in registers, turns the bits into weights (bit -> +/-alpha, plus
 the group offset) and feeds tl.dot with fp32 accumulation. One kernel serves the small-m path
 (lut_gemm: BLOCK_M = 16/32, split-K) and the prefill path (tiled_gemm_bcq: wide tiles, grouped
-program order for L2 reuse). The tile sizes come from torch_lowbit/tile_model.py.
+program order for L2 reuse). The tile sizes come from torch_lowbit/backends/triton/tile_model.py.
 
 Why bit-plane decode into the dot instead of LUT-GEMM's table of signed sums: Triton has no
 per-lane indexed read of a shared-memory table, so a table lookup would be a register gather
 per byte per row; decoding into tl.dot keeps the arithmetic on the tensor cores and the weight
-read at bits/8 bytes per element. (The CUDA C++ kernel in csrc/cuda/lut_gemm.cu is the table
+read at bits/8 bytes per element. (The CUDA C++ kernel in csrc/cuda/lut_gemm/ is the table
 version; benchmarks/gpu_kernels.py times both.)
 
 Split-K is deterministic: each split writes its own fp32 partial [SPLIT_K, M, N] and the splits

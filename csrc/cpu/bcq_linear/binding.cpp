@@ -1,0 +1,27 @@
+// torch_lowbit::bcq_linear on CPU tensors (schema: torch_lowbit/library.py): the kernel the
+// selector (cpu/kernel_selector.h) picks for this row count, bit width, ISA and dtype.
+#include <torch/library.h>
+
+#include "common/checks.h"
+#include "cpu/bindings.h"
+#include "cpu/kernel_selector.h"
+
+namespace torch_lowbit {
+namespace cpu {
+namespace {
+
+at::Tensor bcq_linear_cpu(const at::Tensor& x, const at::Tensor& planes, const at::Tensor& alpha,
+                          const at::Tensor& offset, int64_t K, int64_t G) {
+  TORCH_CHECK(x.dim() == 2, "x: expected 2-D [M, K], got ", x.sizes());
+  const auto kernel = select_bcq_linear(x.size(0), planes.size(0), active_isa(),
+                                        x.scalar_type() == at::kBFloat16);
+  if (kernel == BcqLinearKernel::kLut) return lut_gemm_cpu(x, planes, alpha, offset, K, G);
+  return tiled_gemm_bcq_cpu(x, planes, alpha, offset, K, G);
+}
+
+}  // namespace
+}  // namespace cpu
+
+TORCH_LIBRARY_IMPL(torch_lowbit, CPU, m) { m.impl("bcq_linear", &cpu::bcq_linear_cpu); }
+
+}  // namespace torch_lowbit

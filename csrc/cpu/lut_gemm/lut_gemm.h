@@ -1,0 +1,56 @@
+// LUT-GEMM on the CPU: y[M, N] = x[M, K] @ W^T with W in BCQ bit-planes, through tables of
+// signed activation sums (one lookup and add per weight byte or nibble instead of 8 or 4 FMAs).
+// Kernels take raw pointers (no torch headers); lut_gemm() is the driver the binding calls.
+#pragma once
+#include <cstdint>
+
+#include "common/bcq_format.h"
+#include "cpu/isa/isa.h"
+
+namespace torch_lowbit {
+namespace cpu {
+
+// The driver: tables per block of activation rows, then threads over 16-row panels (SIMD) or
+// rows (portable). x fp32 [M, K] contiguous, y fp32 [M, N].
+void lut_gemm(const float* x, int64_t M, const BcqWeight& w, Isa isa, float* y);
+
+// ---- portable (lut_gemm_portable.cpp): tables of mu = 8 ----
+// Tables for one activation row: tables[i * 256 + c] = sum_j (bit j of c ? +x : -x)[8 i + j]
+// for the Kp / 8 chunks of x (x read up to K, zero beyond), and group_sums[g] = sum of x in group g.
+constexpr int64_t kLutEntries = 256;
+void lut_build_tables(const float* x, int64_t K, int64_t Kp, int64_t group_size, float* tables,
+                      float* group_sums);
+// y[m * N + n] for m < M, n in [n0, n1), from the tables of M rows (strided Kp / 8 * 256).
+void lut_gemm_rows(const float* tables, const float* group_sums, int64_t M, const BcqWeight& w,
+                   int64_t n0, int64_t n1, float* y);
+
+// ---- SIMD (lut_gemm_avx512.cpp, lut_gemm_avx2.cpp): tables of mu = 4 ----
+// tables16[i * 16 + c] = sum_j (bit j of c ? +x : -x)[4 i + j] for the Kp / 4 chunks, and
+// group_sums as above.
+constexpr int64_t kLut16Entries = 16;
+void lut16_build_tables(const float* x, int64_t K, int64_t Kp, int64_t group_size, float* tables,
+                        float* group_sums);
+// y[m * N + n] for m < M and the rows of panels [p0, p1), from tables16 of M rows.
+void lut_gemm_panels_avx512(const float* tables, const float* group_sums, int64_t M,
+                            const BcqWeight& w, int64_t p0, int64_t p1, float* y);
+void lut_gemm_panels_avx2(const float* tables, const float* group_sums, int64_t M,
+                          const BcqWeight& w, int64_t p0, int64_t p1, float* y);
+
+// The scales of one panel and group are bits + 1 runs of 16 values, each in its own page
+// ([bits, groups, N] layout), so no hardware prefetcher follows them and every panel would wait
+// on bits + 1 cache misses per group when the weight is cold: the SIMD kernels fetch those of
+// the panel kLutScaleAhead ahead into L2 (8 ahead measured no better; benchmarks/cpu_gemm.py
+// --cold).
+constexpr int64_t kLutScaleAhead = 4;
+// The first scale of each of those runs for group g of panel p + kLutScaleAhead (count: bits + 1),
+// or 0 when p is among the last panels.
+inline int panel_scales_ahead(const BcqWeight& w, int64_t g, int64_t p, const void** out) {
+  if (p + kLutScaleAhead >= w.panels()) return 0;
+  const int64_t n = (p + kLutScaleAhead) * kPanelRows;
+  for (int64_t b = 0; b < w.bits; ++b) out[b] = w.alpha_ptr(b, g, n);
+  out[w.bits] = w.offset_ptr(g, n);
+  return static_cast<int>(w.bits) + 1;
+}
+
+}  // namespace cpu
+}  // namespace torch_lowbit

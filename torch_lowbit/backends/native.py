@@ -1,0 +1,44 @@
+"""The compiled extension torch_lowbit._C: importing it registers the CPU and CUDA kernels of
+the ops (TORCH_LIBRARY_IMPL in csrc/cpu/<op>/binding.cpp and csrc/cuda/<op>/binding.cpp)."""
+from __future__ import annotations
+
+import functools
+import importlib
+from types import ModuleType
+
+_BUILD_HINT = (
+    "torch_lowbit's compiled extension (torch_lowbit._C) is not built or failed to load. "
+    "Build it from the source tree with:\n"
+    "    pip install --no-build-isolation -e .\n"
+    "(add TORCH_LOWBIT_CPU_ONLY=1 for a quick CPU-only build). Import error: {err}"
+)
+
+
+@functools.lru_cache(maxsize=None)
+def load() -> ModuleType:
+    """Import torch_lowbit._C, raising ImportError with build instructions if it is missing."""
+    try:
+        return importlib.import_module("torch_lowbit._C")
+    except ImportError as err:
+        raise ImportError(_BUILD_HINT.format(err=err)) from err
+
+
+def build_info() -> dict:
+    """What the extension was compiled with and which CPU path runs: {'cuda': bool,
+    'cuda_archs': str, 'cpu_features': str, 'cpu_isa_best': str, 'cpu_isa': str}."""
+    return dict(load().build_info())
+
+
+@functools.lru_cache(maxsize=None)
+def has_cuda_kernels() -> bool:
+    return bool(build_info()["cuda"])  # fixed at build time: asked once per process
+
+
+def cpu_isa() -> str:
+    """The SIMD path the CPU kernels take now ("portable", "avx2", "avx512" or "amx")."""
+    return load().cpu_isa()
+
+
+def set_cpu_isa(name: str) -> None:
+    """Force a SIMD path the CPU supports (tests and benchmarks); ValueError if it does not."""
+    load().set_cpu_isa(name)

@@ -1,0 +1,221 @@
+"""Tile-size model for the Triton GEMM kernels: predict a config's runtime from (M, N, K) and
+the GPU's specs, and pick the fastest, instead of autotuning every new shape.
+
+The idea follows the GEMM-on-Ada study (arXiv 2411.16954): runtime is set by how the tiles fill
+the GPU (waves over the SMs), by the tensor-core time per tile (smaller warp tiles re-read
+shared memory more often, so run below peak), by the bytes each tile pulls through L2 and the
+bytes the whole GEMM pulls from DRAM, and, for low-bit weights, by the ALU work of decoding the
+bit-planes. It is analytic: no measurements are shipped with it. `benchmarks/gpu_kernels.py`
+times every candidate on a real GPU and reports how far the predicted config lands from the best
+measured one (`python benchmarks/gpu_kernels.py --only tiles`).
+
+    >>> from torch_lowbit.backends.triton.tile_model import best_config, GPU_SPECS
+    >>> cfg = best_config(4096, 4096, 4096, GPU_SPECS["H100"])
+    >>> cfg.block_m >= 64 and cfg.block_n >= 64
+    True
+    >>> best_config(1, 4096, 4096, GPU_SPECS["H100"], weight_bits=3, group_size=128).split_k > 1
+    True
+"""
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from functools import lru_cache
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuSpec:
+    """What the model needs to know about a GPU (dense, non-sparse peak numbers)."""
+
+    name: str
+    sms: int
+    smem_per_sm: int  # bytes of shared memory per SM
+    smem_per_block: int  # the most one block may opt into
+    tensor_tflops: float  # fp16/bf16 tensor-core peak with fp32 accumulation
+    fp32_tflops: float  # CUDA-core FMA peak (decode work runs here)
+    dram_gbs: float
+    l2_bytes: int
+    l2_gbs: float
+    regs_per_sm: int = 65536
+    max_warps_per_sm: int = 64
+
+
+# Vendor datasheet figures (SXM parts where there are two). L2 bandwidth is an estimate (~2.5x DRAM).
+GPU_SPECS = {
+    "A100": GpuSpec("A100", 108, 164 * 1024, 163 * 1024, 312.0, 19.5, 2039.0, 40 * 2**20, 5100.0),
+    "A10": GpuSpec("A10", 72, 100 * 1024, 99 * 1024, 125.0, 31.2, 600.0, 6 * 2**20, 1500.0),
+    "L4": GpuSpec("L4", 58, 100 * 1024, 99 * 1024, 121.0, 30.3, 300.0, 48 * 2**20, 1200.0),
+    "RTX 4090": GpuSpec("RTX 4090", 128, 100 * 1024, 99 * 1024, 165.0, 82.6, 1008.0, 72 * 2**20, 3000.0),
+    "H100": GpuSpec("H100", 132, 228 * 1024, 227 * 1024, 989.0, 67.0, 3350.0, 50 * 2**20, 9000.0),
+    "H100 PCIe": GpuSpec("H100 PCIe", 114, 228 * 1024, 227 * 1024, 756.0, 51.0, 2000.0, 50 * 2**20, 6500.0),
+    "H200": GpuSpec("H200", 132, 228 * 1024, 227 * 1024, 989.0, 67.0, 4800.0, 50 * 2**20, 9000.0),
+}
+# Per-SM peaks by compute capability, for cards not in the table (scaled by their SM count).
+_PER_SM_BY_CC = {(8, 0): "A100", (8, 6): "A10", (8, 7): "A10", (8, 9): "L4", (9, 0): "H100"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TileConfig:
+    block_m: int
+    block_n: int
+    block_k: int
+    num_warps: int
+    num_stages: int
+    split_k: int = 1
+    group_m: int = 8
+
+    def kernel_args(self) -> dict:
+        return dict(block_m=self.block_m, block_n=self.block_n, block_k=self.block_k,
+                    num_warps=self.num_warps, num_stages=self.num_stages)
+
+
+def spec_for_device(device=None) -> GpuSpec:
+    """The spec of a CUDA device: the table entry its name matches, else one derived from its SM
+    count, shared memory and L2 size with per-SM peaks of its compute capability. Without CUDA
+    (CI, the interpreter) the H100's spec, so the model still gives sensible tiles."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return GPU_SPECS["H100"]
+    props = torch.cuda.get_device_properties(device)
+    name = props.name
+    for key in sorted(GPU_SPECS, key=len, reverse=True):
+        if key.replace(" ", "").lower() in name.replace(" ", "").lower():
+            if key == "H100" and "pcie" in name.lower():
+                return GPU_SPECS["H100 PCIe"]
+            return GPU_SPECS[key]
+    base = GPU_SPECS[_PER_SM_BY_CC.get((props.major, props.minor), "A100")]
+    scale = props.multi_processor_count / base.sms
+    smem_block = getattr(props, "shared_memory_per_block_optin", base.smem_per_block)
+    smem_sm = getattr(props, "shared_memory_per_multiprocessor", base.smem_per_sm)
+    return dataclasses.replace(
+        base, name=name, sms=props.multi_processor_count, smem_per_sm=smem_sm, smem_per_block=smem_block,
+        tensor_tflops=base.tensor_tflops * scale, fp32_tflops=base.fp32_tflops * scale,
+        l2_bytes=getattr(props, "L2_cache_size", base.l2_bytes))
+
+
+def _warp_tile(cfg: TileConfig) -> tuple[float, float]:
+    # Triton splits the block tile over warps along M first, while M still has >= 16 rows a warp.
+    wm = max(cfg.block_m // 16, 1)
+    warps_m = min(cfg.num_warps, wm)
+    return cfg.block_m / warps_m, cfg.block_n / (cfg.num_warps // warps_m)
+
+
+def _regs_per_thread(cfg: TileConfig, weight_bits: int) -> int:
+    """Rough register count: fp32 accumulators, operand fragments, and for low-bit weights the
+    decoded fp32 weight tile, which lives in registers before tl.dot."""
+    threads = 32 * cfg.num_warps
+    acc = cfg.block_m * cfg.block_n // threads
+    operands = (cfg.block_m + cfg.block_n) * cfg.block_k // (2 * threads)
+    decoded = cfg.block_k * cfg.block_n // threads if weight_bits < 16 else 0
+    return 24 + acc + operands + decoded
+
+
+def shared_bytes(cfg: TileConfig, act_bytes: int, weight_bits: int) -> int:
+    """Shared memory of the software pipeline: num_stages copies of the A tile and the (packed)
+    weight tile."""
+    a = cfg.block_m * cfg.block_k * act_bytes
+    w = cfg.block_k * cfg.block_n * weight_bits / 8
+    return int(cfg.num_stages * (a + w))
+
+
+def feasible(cfg: TileConfig, spec: GpuSpec, act_bytes: int = 2, weight_bits: int = 16, group_size: int | None = None) -> bool:
+    if shared_bytes(cfg, act_bytes, weight_bits) > spec.smem_per_block:
+        return False
+    if _regs_per_thread(cfg, weight_bits) > 192:  # would spill
+        return False
+    if cfg.block_m * cfg.block_n < 32 * cfg.num_warps:  # fewer outputs than threads
+        return False
+    if weight_bits < 16 and group_size is not None and group_size % cfg.block_k and cfg.block_k % group_size:
+        return False
+    return True
+
+
+def predict_ms(m: int, n: int, k: int, cfg: TileConfig, spec: GpuSpec, act_bytes: int = 2,
+               weight_bits: int = 16, group_size: int | None = None) -> float:
+    """Predicted runtime in ms of y[m, n] = x[m, k] @ W[n, k]^T with `cfg` (inf if infeasible)."""
+    if not feasible(cfg, spec, act_bytes, weight_bits, group_size):
+        return math.inf
+    tiles = math.ceil(m / cfg.block_m) * math.ceil(n / cfg.block_n)
+    programs = tiles * cfg.split_k
+    k_iters = math.ceil(math.ceil(k / cfg.split_k) / cfg.block_k)
+    # Occupancy: blocks resident per SM, bounded by shared memory, registers and warp slots.
+    smem = max(shared_bytes(cfg, act_bytes, weight_bits), 1)
+    regs_per_thread = min(255, _regs_per_thread(cfg, weight_bits))
+    resident = min(spec.smem_per_sm // smem, spec.regs_per_sm // (regs_per_thread * 32 * cfg.num_warps), spec.max_warps_per_sm // cfg.num_warps, 32)
+    resident = max(resident, 1)
+    per_sm = math.ceil(programs / spec.sms)  # the busiest SM's share (wave quantization)
+    # Latency hiding: ~8 resident warps with a 3-stage pipeline reach the SM's peak.
+    active_warps = min(resident, per_sm) * cfg.num_warps * min(cfg.num_stages, 3) / 3
+    busy = min(1.0, active_warps / 8)
+    # Tensor-core time per program: warp tiles under 64x64 re-read shared memory more per flop.
+    wm, wn = _warp_tile(cfg)
+    mma_eff = min(1.0, (2 / 64) / (1 / max(wm, 1) + 1 / max(wn, 1)))
+    flops_per_sm = spec.tensor_tflops * 1e12 / spec.sms
+    tile_flops = 2.0 * cfg.block_m * cfg.block_n * cfg.block_k
+    t_mma = tile_flops / (flops_per_sm * mma_eff)
+    # Decoding low-bit weights: ~(2 + 2 * bits) ALU ops per weight element, on the CUDA cores.
+    t_decode = 0.0
+    if weight_bits < 16:
+        t_decode = cfg.block_k * cfg.block_n * (2 + 2 * weight_bits) / (spec.fp32_tflops * 1e12 / 2 / spec.sms)
+    # L2 -> SM bytes per K-step.
+    step_bytes = cfg.block_m * cfg.block_k * act_bytes + cfg.block_k * cfg.block_n * weight_bits / 8
+    t_l2 = step_bytes / (spec.l2_gbs * 1e9 / spec.sms)
+    t_program = k_iters * max(t_mma + t_decode, t_l2) / busy
+    t_sm = per_sm * t_program
+    # DRAM: the weight once, the activations once per column of tiles that misses L2, the output.
+    a_bytes = m * k * act_bytes
+    a_reads = 1 if a_bytes * 2 < spec.l2_bytes else math.ceil(n / cfg.block_n) / cfg.group_m
+    out_bytes = m * n * (4 * cfg.split_k if cfg.split_k > 1 else act_bytes)
+    dram = n * k * weight_bits / 8 + a_bytes * max(a_reads, 1) + out_bytes
+    t_dram = dram / (spec.dram_gbs * 1e9)
+    launch = 4e-6 + (4e-6 + 2 * m * n * 4 * cfg.split_k / (spec.dram_gbs * 1e9) if cfg.split_k > 1 else 0.0)
+    return (max(t_sm, t_dram) + launch) * 1e3
+
+
+def candidates(m: int, k: int, weight_bits: int = 16, group_size: int | None = None) -> list[TileConfig]:
+    """The config space the model searches (and the benchmark sweeps)."""
+    small = m <= 32
+    bms = [16, 32] if small else [32, 64, 128, 256]
+    bns = [32, 64, 128, 256]
+    bks = [32, 64, 128, 256] if weight_bits < 16 else [32, 64, 128]
+    warps = [2, 4, 8] if small else [4, 8]
+    stages = [2, 3, 4, 5]
+    splits = [1, 2, 4, 8, 16] if small and weight_bits < 16 else [1]  # split-K: the low-bit kernel only
+    out = []
+    for bm, bn, bk, w, s, sk in itertools.product(bms, bns, bks, warps, stages, splits):
+        if bm >= 2 * max(m, 16) and bm > 16:
+            continue  # never more than twice the rows there are
+        if bk * sk > max(k, bk):
+            continue  # splits that would leave a program no K-step
+        out.append(TileConfig(bm, bn, bk, w, s, sk))
+    return out
+
+
+@lru_cache(maxsize=4096)
+def best_config(m: int, n: int, k: int, spec: GpuSpec, act_bytes: int = 2, weight_bits: int = 16,
+                group_size: int | None = None) -> TileConfig:
+    """The candidate with the lowest predicted runtime.
+
+    Raises ValueError for non-positive sizes."""
+    for name, v in (("m", m), ("n", n), ("k", k)):
+        if not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name}: expected a positive int, got {v!r}")
+    ranked = rank_configs(m, n, k, spec, act_bytes, weight_bits, group_size)
+    if not ranked:
+        raise ValueError(f"no feasible tile config for m={m}, n={n}, k={k} on {spec.name}")
+    return ranked[0][1]
+
+
+def rank_configs(m: int, n: int, k: int, spec: GpuSpec, act_bytes: int = 2, weight_bits: int = 16,
+                 group_size: int | None = None) -> list[tuple[float, TileConfig]]:
+    """(predicted ms, config) for every feasible candidate, fastest first (ties: fewer splits,
+    then smaller shared memory)."""
+    scored = []
+    for cfg in candidates(m, k, weight_bits, group_size):
+        t = predict_ms(m, n, k, cfg, spec, act_bytes, weight_bits, group_size)
+        if math.isfinite(t):
+            scored.append((t, cfg.split_k, shared_bytes(cfg, act_bytes, weight_bits), cfg))
+    scored.sort(key=lambda s: s[:3])
+    return [(t, cfg) for t, _, _, cfg in scored]
