@@ -8,6 +8,7 @@
 
 #include "cpu/isa/cpu_features.h"
 #include "cpu/isa/isa.h"
+#include "cpu/lut_gemm/lut_gemm.h"
 
 #ifndef TORCH_LOWBIT_CUDA_ARCHS
 #define TORCH_LOWBIT_CUDA_ARCHS ""
@@ -25,10 +26,19 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     info["cpu_features"] = torch_lowbit::cpu::cpu_features();
     info["cpu_isa_best"] = torch_lowbit::cpu::isa_name(torch_lowbit::cpu::best_isa());
     info["cpu_isa"] = torch_lowbit::cpu::isa_name(torch_lowbit::cpu::active_isa());
+    info["cpu_lut_tables"] = torch_lowbit::cpu::lut_tables_name(torch_lowbit::cpu::lut_tables());
     return info;
   });
   // The active CPU path alone (cheap: the ops' dispatch policy asks per call).
   m.def("cpu_isa", [] { return std::string(torch_lowbit::cpu::isa_name(torch_lowbit::cpu::active_isa())); });
+  // LUT-GEMM tables of the SIMD paths: "int8" (default) or "exact" (fp32).
+  m.def("cpu_lut_tables", [] { return std::string(torch_lowbit::cpu::lut_tables_name(torch_lowbit::cpu::lut_tables())); });
+  m.def("set_cpu_lut_tables", [](const std::string& name) {
+    using torch_lowbit::cpu::LutTables;
+    if (name == "int8") torch_lowbit::cpu::set_lut_tables(LutTables::kInt8);
+    else if (name == "exact") torch_lowbit::cpu::set_lut_tables(LutTables::kExact);
+    else throw pybind11::value_error("tables: expected 'int8' or 'exact', got '" + name + "'");
+  });
   // Force a SIMD path ("portable", "avx2", "avx512", "amx"); ValueError if this CPU lacks it.
   m.def("set_cpu_isa", [](const std::string& name) {
     using torch_lowbit::cpu::Isa;

@@ -11,8 +11,9 @@ os.environ.setdefault("TORCH_LOWBIT_POISON", "1")  # outputs start as NaN: unwri
 
 import torch_lowbit  # noqa: E402
 from torch_lowbit import dispatch  # noqa: E402
+from torch_lowbit.backends import native  # noqa: E402
 
-# Relative error bounds against the reference (DESIGN.md, Testing method). fp32 allows 3e-5:
+# Relative error bounds against the reference (docs/DESIGN.md, Testing method). fp32 allows 3e-5:
 # kernels and reference sum in different orders, and a single output (N = M = 1) with
 # cancellation between the alpha terms and the offset shows ~1e-5 on its own.
 TOL = {torch.float32: 3e-5, torch.float16: 2e-3, torch.bfloat16: 1e-2}
@@ -61,17 +62,21 @@ def make_input(shape, dtype, device, seed=None, memory_format=None):
 
 @pytest.fixture(autouse=True)
 def _forced_cpu_isa(request):
+    # The kernel-against-reference tests hold the CPU kernels to fp32/fp16/bf16 tolerances, so
+    # they run the exact fp32 LUT tables; the default int8 tables have their own tests
+    # (test_lut_gemm_int8.py) against the exact ones.
     backend = getattr(request.node, "callspec", None) and request.node.callspec.params.get("backend")
     if not isinstance(backend, CpuBackend):
         yield
         return
-    from torch_lowbit import _C
-
-    _C.set_cpu_isa(backend.isa)
+    native.set_cpu_isa(backend.isa)
+    tables = native.cpu_lut_tables()
+    native.set_cpu_lut_tables("exact")
     try:
         yield
     finally:
-        _C.set_cpu_isa(torch_lowbit.build_info()["cpu_isa_best"])
+        native.set_cpu_isa(torch_lowbit.build_info()["cpu_isa_best"])
+        native.set_cpu_lut_tables(tables)
 
 
 @pytest.fixture(autouse=True)

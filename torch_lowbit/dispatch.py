@@ -94,15 +94,16 @@ def family(backend: str, device: torch.device, op: str, rows: int = 0) -> str:
     raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
 
 
+@functools.lru_cache(maxsize=None)
 def implementation(fam: str, op: str) -> Callable:
-    """The callable of `op` in family `fam`."""
+    """The callable of `op` in family `fam` (the op's default overload: the cheapest to call)."""
     if fam == "reference":
         return getattr(reference, op)
     if fam == "triton":
         import torch_lowbit.backends.triton.ops  # noqa: F401  (registers the Triton kernels)
 
-        return getattr(torch.ops.torch_lowbit, TRITON_PREFIX + op)
-    return getattr(torch.ops.torch_lowbit, op)
+        return getattr(torch.ops.torch_lowbit, TRITON_PREFIX + op).default
+    return getattr(torch.ops.torch_lowbit, op).default
 
 
 def resolve(backend: str, device: torch.device, op: str, rows: int = 0) -> Callable:

@@ -88,7 +88,9 @@ class QuantizedWeight:
     """A low-bit weight in BCQ form, for `torch_lowbit.ops` and the patched modules.
 
     `shape` is the original float weight's shape: [N, K] for a linear layer, [O, C/groups, R, S]
-    for a convolution (quantized over its flattened [O, C/groups * R * S] rows).
+    for a convolution (quantized over its flattened [O, C/groups * R * S] rows). `out_features`
+    (N), `in_features` (K) and `effective_group_size` (the group size the kernels use: per
+    channel resolves to the padded K) are fixed at construction.
 
     Example:
         >>> import torch, torch_lowbit
@@ -127,6 +129,8 @@ class QuantizedWeight:
         self.shape = shape
         self.group_size = group_size
         self.method = method
+        # Geometry fixed at construction (read on every op call).
+        self.out_features, self.in_features, self.effective_group_size = n, k, g
 
     # ---- geometry ----
     @property
@@ -134,21 +138,8 @@ class QuantizedWeight:
         return int(self.planes.shape[0])
 
     @property
-    def out_features(self) -> int:
-        return self.shape[0]
-
-    @property
-    def in_features(self) -> int:
-        return math.prod(self.shape[1:])
-
-    @property
     def padded_in_features(self) -> int:
         return int(self.planes.shape[2]) * 8
-
-    @property
-    def effective_group_size(self) -> int:
-        """The group size the kernels use (per channel resolves to the padded K)."""
-        return padded_layout(self.in_features, self.group_size)[1]
 
     @property
     def device(self) -> torch.device:

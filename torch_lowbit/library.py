@@ -59,7 +59,7 @@ def _fake_bcq_dequantize(planes, alpha, offset, in_features, group_size):
     return alpha.new_empty((alpha.shape[2], in_features))
 
 
-def _fake_bcq_linear(x, planes, alpha, offset, in_features, group_size):
+def _fake_bcq_linear(x, planes, alpha, offset, in_features, group_size, bias=None):
     return x.new_empty((x.shape[0], alpha.shape[2]))
 
 
@@ -84,15 +84,22 @@ def _dequantize(ctx, planes, alpha, offset, in_features, group_size) -> torch.Te
 
 
 def _setup_bcq_linear(ctx, inputs, output):
-    x, planes, alpha, offset, in_features, group_size = inputs
+    x, planes, alpha, offset, in_features, group_size, *bias = inputs  # bias: bcq_linear only
     ctx.save_for_backward(planes, alpha, offset)
     ctx.in_features, ctx.group_size, ctx.x_dtype = in_features, group_size, x.dtype
+    ctx.bias = (bias[0].dtype if bias[0] is not None else None) if bias else False
 
 
 def _backward_bcq_linear(ctx, grad):
     planes, alpha, offset = ctx.saved_tensors
-    w = _dequantize(ctx, planes, alpha, offset, ctx.in_features, ctx.group_size)
-    return (grad.float() @ w).to(ctx.x_dtype), None, None, None, None, None
+    gx = None
+    if ctx.needs_input_grad[0]:
+        w = _dequantize(ctx, planes, alpha, offset, ctx.in_features, ctx.group_size)
+        gx = (grad.float() @ w).to(ctx.x_dtype)
+    if ctx.bias is False:
+        return gx, None, None, None, None, None
+    gb = grad.float().sum(0).to(ctx.bias) if ctx.bias is not None and ctx.needs_input_grad[6] else None
+    return gx, None, None, None, None, None, gb
 
 
 def _setup_tiled_gemm(ctx, inputs, output):
@@ -165,9 +172,9 @@ _CONV_ARGS = "Tensor? bias, int[2] stride, int[4] padding, int[2] dilation, int 
 OPS: tuple[OpDef, ...] = (
     # W[N, K] in alpha's dtype.
     OpDef("bcq_dequantize", f"({_BCQ_ARGS}) -> Tensor", reference.bcq_dequantize, _fake_bcq_dequantize),
-    # y[M, N] = x[M, K] @ W^T by whichever kernel the backend's selector picks for this call
-    # (LUT-GEMM for few rows, tiled GEMM beyond): what patched layers call.
-    OpDef("bcq_linear", f"(Tensor x, {_BCQ_ARGS}) -> Tensor", reference.bcq_linear, _fake_bcq_linear, _backward_bcq_linear, _setup_bcq_linear),
+    # y[M, N] = x[M, K] @ W^T (+ bias) by whichever kernel the backend's selector picks for
+    # this call (LUT-GEMM for few rows, tiled GEMM beyond): what patched layers call.
+    OpDef("bcq_linear", f"(Tensor x, {_BCQ_ARGS}, Tensor? bias=None) -> Tensor", reference.bcq_linear, _fake_bcq_linear, _backward_bcq_linear, _setup_bcq_linear),
     # The same product through tables of signed activation sums.
     OpDef("lut_gemm", f"(Tensor x, {_BCQ_ARGS}) -> Tensor", reference.bcq_linear, _fake_bcq_linear, _backward_bcq_linear, _setup_bcq_linear),
     # The same product, the weight expanded tile by tile.

@@ -49,13 +49,18 @@ def _check_linear_weight(qw: object, name: str = "qw") -> QuantizedWeight:
     return qw
 
 
-def _bcq_product(op: str, x: torch.Tensor, qw: QuantizedWeight, backend: str) -> torch.Tensor:
-    """x[..., K] @ W^T through `op` (bcq_linear, lut_gemm or tiled_gemm_bcq); qw already checked."""
-    _check_activation(x)
-    _check_same_device(x, qw, "qw")
-    x2 = _linear_input(x, qw.in_features)
-    y = dispatch.resolve(backend, x.device, op, x2.shape[0])(x2, qw.planes, qw.alpha, qw.offset, qw.in_features, qw.effective_group_size)
-    return y.reshape(*x.shape[:-1], qw.out_features)
+def _bcq_product(op: str, x: torch.Tensor, qw: QuantizedWeight, backend: str, *bias: torch.Tensor | None) -> torch.Tensor:
+    """x[..., K] @ W^T through `op` (bcq_linear, lut_gemm or tiled_gemm_bcq); qw already checked.
+    The hot path of every patched layer: checks that cost about nothing, then one op."""
+    if not isinstance(x, torch.Tensor) or x.dtype not in ACTIVATION_DTYPES:
+        _check_activation(x)
+    device = x.device
+    if device != qw.planes.device:
+        _check_same_device(x, qw, "qw")
+    k = qw.in_features
+    x2 = x.reshape(-1, k) if x.dim() > 0 and x.shape[-1] == k else _linear_input(x, k)
+    y = dispatch.resolve(backend, device, op, x2.shape[0])(x2, qw.planes, qw.alpha, qw.offset, k, qw.effective_group_size, *bias)
+    return y.view(*x.shape[:-1], qw.out_features) if x.dim() != 2 else y
 
 
 def linear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
@@ -75,8 +80,12 @@ def linear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = Non
 
 def linear_prechecked(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None, backend: str) -> torch.Tensor:
     """linear() for a weight known to be a linear QuantizedWeight (the patched modules' hot path)."""
-    y = _bcq_product("bcq_linear", x, qw, backend)
-    return y if bias is None else y + bias.to(y.dtype)
+    if bias is not None:
+        if not isinstance(bias, torch.Tensor) or bias.shape != (qw.out_features,):
+            raise ValueError(f"bias: expected a tensor of shape ({qw.out_features},), got {getattr(bias, 'shape', bias)!r}")
+        if bias.device != x.device:
+            _check_same_device(x, bias, "bias")
+    return _bcq_product("bcq_linear", x, qw, backend, bias)
 
 
 def lut_gemm(x: torch.Tensor, qw: QuantizedWeight, backend: str = "auto") -> torch.Tensor:

@@ -20,10 +20,12 @@ def bcq_dequantize(planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tens
     return w[:, :in_features].to(alpha.dtype)
 
 
-def bcq_linear(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, in_features: int, group_size: int) -> torch.Tensor:
-    """y[M, N] = x[M, K] @ W^T."""
+def bcq_linear(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, in_features: int, group_size: int,
+               bias: torch.Tensor | None = None) -> torch.Tensor:
+    """y[M, N] = x[M, K] @ W^T (+ bias)."""
     w = bcq_dequantize(planes, alpha.float(), offset.float(), in_features, group_size)
-    return (x.float() @ w.t()).to(x.dtype)
+    y = x.float() @ w.t()
+    return (y if bias is None else y + bias.float()).to(x.dtype)
 
 
 lut_gemm = tiled_gemm_bcq = bcq_linear  # the same product; the kernels differ in how they get there

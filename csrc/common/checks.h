@@ -123,6 +123,14 @@ inline void check_bias(const std::optional<at::Tensor>& bias, const ConvShape& s
   TORCH_CHECK(bias->device() == x.device(), "bias: expected on ", x.device());
 }
 
+// An optional linear bias [N] on x's device.
+inline void check_linear_bias(const std::optional<at::Tensor>& bias, int64_t N, const at::Tensor& x) {
+  if (!bias) return;
+  TORCH_CHECK(bias->dim() == 1 && bias->size(0) == N && bias->is_floating_point(),
+              "bias: expected a floating point [", N, "] tensor, got ", bias->sizes());
+  TORCH_CHECK(bias->device() == x.device(), "bias: expected on ", x.device());
+}
+
 // A dense conv weight [O, C/groups, R, S] on x's device.
 inline void check_conv_weight(const at::Tensor& weight, const at::Tensor& x) {
   TORCH_CHECK(weight.dim() == 4 && weight.is_floating_point(),

@@ -1,4 +1,4 @@
-// The CPU implementations of the low-bit linear ops on ATen tensors (each defined in its op's
+// The CPU low-bit linear products on ATen tensors, y fp32 [M, N] (each defined in its op's
 // binding.cpp), so that bcq_linear's binding can run the kernel its selector picks.
 #pragma once
 #include <ATen/ATen.h>
@@ -6,9 +6,9 @@
 namespace torch_lowbit {
 namespace cpu {
 
-at::Tensor lut_gemm_cpu(const at::Tensor& x, const at::Tensor& planes, const at::Tensor& alpha,
+at::Tensor lut_gemm_f32(const at::Tensor& x, const at::Tensor& planes, const at::Tensor& alpha,
                         const at::Tensor& offset, int64_t K, int64_t G);
-at::Tensor tiled_gemm_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
+at::Tensor tiled_gemm_bcq_f32(const at::Tensor& x, const at::Tensor& planes,
                               const at::Tensor& alpha, const at::Tensor& offset, int64_t K,
                               int64_t G);
 

@@ -39,6 +39,18 @@ def cpu_isa() -> str:
     return load().cpu_isa()
 
 
+def cpu_lut_tables() -> str:
+    """The LUT-GEMM tables the CPU SIMD paths use: "int8" (default) or "exact" (fp32)."""
+    return load().cpu_lut_tables()
+
+
+def set_cpu_lut_tables(name: str) -> None:
+    """Choose the CPU LUT-GEMM tables for the process: "int8" (vpshufb lookups, ~0.6-0.8%
+    relative output error, about what llama.cpp's Q8_0 activations cost) or "exact" (fp32,
+    vpermps). TORCH_LOWBIT_LUT_TABLES=exact sets the default at load."""
+    load().set_cpu_lut_tables(name)
+
+
 def set_cpu_isa(name: str) -> None:
     """Force a SIMD path the CPU supports (tests and benchmarks); ValueError if it does not."""
     load().set_cpu_isa(name)

@@ -11,12 +11,16 @@ namespace cpu {
 namespace {
 
 at::Tensor bcq_linear_cpu(const at::Tensor& x, const at::Tensor& planes, const at::Tensor& alpha,
-                          const at::Tensor& offset, int64_t K, int64_t G) {
+                          const at::Tensor& offset, int64_t K, int64_t G,
+                          const std::optional<at::Tensor>& bias) {
   TORCH_CHECK(x.dim() == 2, "x: expected 2-D [M, K], got ", x.sizes());
+  check_linear_bias(bias, alpha.size(-1), x);
   const auto kernel = select_bcq_linear(x.size(0), planes.size(0), active_isa(),
-                                        x.scalar_type() == at::kBFloat16);
-  if (kernel == BcqLinearKernel::kLut) return lut_gemm_cpu(x, planes, alpha, offset, K, G);
-  return tiled_gemm_bcq_cpu(x, planes, alpha, offset, K, G);
+                                        x.scalar_type() == at::kBFloat16, lut_tables());
+  auto y = kernel == BcqLinearKernel::kLut ? lut_gemm_f32(x, planes, alpha, offset, K, G)
+                                           : tiled_gemm_bcq_f32(x, planes, alpha, offset, K, G);
+  if (bias) y.add_(*bias);
+  return y.to(x.scalar_type());
 }
 
 }  // namespace

@@ -9,7 +9,7 @@
 namespace torch_lowbit {
 namespace cpu {
 
-at::Tensor lut_gemm_cpu(const at::Tensor& x, const at::Tensor& planes, const at::Tensor& alpha,
+at::Tensor lut_gemm_f32(const at::Tensor& x, const at::Tensor& planes, const at::Tensor& alpha,
                         const at::Tensor& offset, int64_t K, int64_t G) {
   check_bcq(planes, alpha, offset, K, G);
   check_activation(x, K, planes);
@@ -18,10 +18,18 @@ at::Tensor lut_gemm_cpu(const at::Tensor& x, const at::Tensor& planes, const at:
   const auto xf = f32(x);
   const int64_t M = x.size(0);
   auto y = new_output({M, alpha.size(2)}, x.options().dtype(at::kFloat));
-  if (M > 0) lut_gemm(xf.data_ptr<float>(), M, bcq_view(p, a, o, K, G), active_isa(), y.data_ptr<float>());
-  return y.to(x.scalar_type());
+  if (M > 0) lut_gemm(xf.data_ptr<float>(), M, bcq_view(p, a, o, K, G), active_isa(), lut_tables(), y.data_ptr<float>());
+  return y;
 }
 
+namespace {
+
+at::Tensor lut_gemm_cpu(const at::Tensor& x, const at::Tensor& planes, const at::Tensor& alpha,
+                        const at::Tensor& offset, int64_t K, int64_t G) {
+  return lut_gemm_f32(x, planes, alpha, offset, K, G).to(x.scalar_type());
+}
+
+}  // namespace
 }  // namespace cpu
 
 TORCH_LIBRARY_IMPL(torch_lowbit, CPU, m) { m.impl("lut_gemm", &cpu::lut_gemm_cpu); }

@@ -10,9 +10,18 @@
 namespace torch_lowbit {
 namespace cpu {
 
+// Which tables the SIMD paths use: int8 (the default: `vpshufb` lookups, ~0.6-0.8% relative
+// output error, about what llama.cpp's Q8_0 activations cost) or exact fp32 (`vpermps`). Process
+// wide; TORCH_LOWBIT_LUT_TABLES=exact at load or set_lut_tables() changes it. The portable path
+// always uses exact fp32 tables.
+enum class LutTables : int { kInt8 = 0, kExact = 1 };
+LutTables lut_tables();
+void set_lut_tables(LutTables tables);
+const char* lut_tables_name(LutTables tables);
+
 // The driver: tables per block of activation rows, then threads over 16-row panels (SIMD) or
 // rows (portable). x fp32 [M, K] contiguous, y fp32 [M, N].
-void lut_gemm(const float* x, int64_t M, const BcqWeight& w, Isa isa, float* y);
+void lut_gemm(const float* x, int64_t M, const BcqWeight& w, Isa isa, LutTables tables, float* y);
 
 // ---- portable (lut_gemm_portable.cpp): tables of mu = 8 ----
 // Tables for one activation row: tables[i * 256 + c] = sum_j (bit j of c ? +x : -x)[8 i + j]
@@ -35,6 +44,21 @@ void lut_gemm_panels_avx512(const float* tables, const float* group_sums, int64_
                             const BcqWeight& w, int64_t p0, int64_t p1, float* y);
 void lut_gemm_panels_avx2(const float* tables, const float* group_sums, int64_t M,
                           const BcqWeight& w, int64_t p0, int64_t p1, float* y);
+
+// ---- int8 tables (lut_tables_int8.cpp, lut_gemm_int8_avx2.cpp) ----
+// The tables of one row: chunk i (activations 4i..4i+3) = 4 q + 2 lane + h, where byte column
+// c = 2 q + lane holds chunk 2c in its low nibble (h = 0) and 2c + 1 in its high nibble (h = 1),
+// sits at tables[q * 64 + h * 32 + lane * 16 + entry]: one 32-byte load gives the low-nibble
+// tables of a byte-column pair, the next the high-nibble ones. One fp32 scale per table block
+// (lut_int8_block(G) activations), and the fp32 sum of x per weight group.
+inline int64_t lut_int8_block(int64_t) { return 32; }
+inline int64_t lut_int8_table_bytes(int64_t Kp) { return Kp / 4 * 16; }
+void lut_build_tables_int8(const float* x, int64_t K, int64_t Kp, int64_t group_size,
+                           int8_t* tables, float* scales, float* group_sums);
+// y[m * N + n] for m < M and the rows of panels [p0, p1), from the int8 tables of M rows.
+void lut_gemm_panels_int8_avx2(const int8_t* tables, const float* table_scales,
+                               const float* group_sums, int64_t M, const BcqWeight& w, int64_t p0,
+                               int64_t p1, float* y);
 
 // The scales of one panel and group are bits + 1 runs of 16 values, each in its own page
 // ([bits, groups, N] layout), so no hardware prefetcher follows them and every panel would wait

@@ -31,12 +31,12 @@ at::Tensor tiled_gemm_bcq_amx_cpu(const at::Tensor& x, const BcqWeight& w) {
   auto y = new_output({M, w.N}, x.options().dtype(at::kFloat));
   tiled_gemm_bcq_amx(reinterpret_cast<const uint16_t*>(xp.data_ptr<at::BFloat16>()), Mp, M, w,
                      y.data_ptr<float>());
-  return y.to(x.scalar_type());
+  return y;
 }
 
 }  // namespace
 
-at::Tensor tiled_gemm_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
+at::Tensor tiled_gemm_bcq_f32(const at::Tensor& x, const at::Tensor& planes,
                               const at::Tensor& alpha, const at::Tensor& offset, int64_t K,
                               int64_t G) {
   check_bcq(planes, alpha, offset, K, G);
@@ -50,9 +50,18 @@ at::Tensor tiled_gemm_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
   const auto xf = f32(x);
   auto y = new_output({M, w.N}, x.options().dtype(at::kFloat));
   tiled_gemm_bcq(xf.data_ptr<float>(), M, w, isa, y.data_ptr<float>());
-  return y.to(x.scalar_type());
+  return y;
 }
 
+namespace {
+
+at::Tensor tiled_gemm_bcq_cpu(const at::Tensor& x, const at::Tensor& planes,
+                              const at::Tensor& alpha, const at::Tensor& offset, int64_t K,
+                              int64_t G) {
+  return tiled_gemm_bcq_f32(x, planes, alpha, offset, K, G).to(x.scalar_type());
+}
+
+}  // namespace
 }  // namespace cpu
 
 TORCH_LIBRARY_IMPL(torch_lowbit, CPU, m) {

@@ -17,7 +17,7 @@ at::Tensor lut_gemm_cuda(const at::Tensor& x, const at::Tensor& planes, const at
   const auto xc = x.contiguous();
   const int64_t M = x.size(0);
   auto y = new_output({M, w.view.N}, x.options());
-  const int sms = at::getCurrentDeviceProperties()->multiProcessorCount;
+  const int sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
   const LutPlan plan = lut_gemm_plan(M, w.view, sms);
   at::Tensor workspace;
   if (plan.splits > 1) workspace = at::empty({plan.splits, M, w.view.N}, x.options().dtype(at::kFloat));

@@ -51,12 +51,18 @@ def choose_config(m: int, n: int, k: int, device: torch.device, dtype: torch.dty
     return cfg
 
 
-def bcq_linear(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, in_features: int, group_size: int) -> torch.Tensor:
+def bcq_product(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, in_features: int, group_size: int) -> torch.Tensor:
     # One kernel for every row count: the tile model sizes its tiles for m (small tiles and
     # split-K for decode, wide tiles for prefill), so lut_gemm and tiled_gemm_bcq share it.
     args = (x.contiguous(), planes.contiguous(), alpha.contiguous(), offset.contiguous(), in_features, group_size)
     run = lambda c: bcq_gemm(*args, split_k=c.split_k, group_m=c.group_m, **c.kernel_args())  # noqa: E731
     return run(choose_config(x.shape[0], alpha.shape[2], planes.shape[2] * 8, x.device, x.dtype, planes.shape[0], group_size, run))
+
+
+def bcq_linear(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, in_features: int, group_size: int,
+               bias: Optional[torch.Tensor] = None) -> torch.Tensor:
+    y = bcq_product(x, planes, alpha, offset, in_features, group_size)
+    return y if bias is None else (y.float() + bias.float()).to(y.dtype)
 
 
 def bcq_dequantize(planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, in_features: int, group_size: int) -> torch.Tensor:
@@ -102,8 +108,8 @@ def im2win_conv2d_bcq(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor
 KERNELS = {
     "bcq_dequantize": bcq_dequantize,
     "bcq_linear": bcq_linear,
-    "lut_gemm": bcq_linear,
-    "tiled_gemm_bcq": bcq_linear,
+    "lut_gemm": bcq_product,
+    "tiled_gemm_bcq": bcq_product,
     "tiled_gemm": tiled_gemm,
     "im2win_conv2d": im2win_conv2d,
     "im2win_conv2d_bcq": im2win_conv2d_bcq,

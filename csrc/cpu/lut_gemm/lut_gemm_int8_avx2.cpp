@@ -1,0 +1,201 @@
+// LUT-GEMM with int8 tables, AVX2 (also the int8 path of AVX-512 CPUs until they have their
+// own): `vpshufb` looks up 32 table bytes per instruction straight from the stored bit-planes.
+//
+// One 32-byte load of a plane gives byte columns 2q and 2q+1 of a 16-row panel (lane 0, lane 1);
+// its low nibbles index the tables of chunks 4q and 4q+2, its high nibbles those of 4q+1 and 4q+3
+// (the table layout in lut_gemm.h puts exactly those side by side). Interleaving the low- and
+// high-nibble results per row and one `vpmaddubsw` sums them into int16, so a 32-byte load costs
+// and, shift, and, 2 vpshufb, 2 unpacks, 2 vpmaddubsw and 2 int16 adds for 64 lookups; the planes
+// of a column pair share its two table loads. Each table block (64 or 32 activations: one table
+// scale) is summed in int16, then widened to fp32 and scaled: once for all planes where the
+// group's grid is uniform (the 2^b plane weights ride in vpmaddubsw), once per plane otherwise.
+// Each weight group then multiplies by alpha and adds offset x (exact fp32) group sum.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "common/bits_dispatch.h"
+#include "cpu/lut_gemm/lut_gemm.h"
+
+// Only this file's own functions get the ISA: every header is included above, so no inline or
+// template function from a header is compiled for it (and then shared with other files).
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+namespace torch_lowbit {
+namespace cpu {
+namespace {
+
+// 16 consecutive scales (fp16 or fp32 as stored) of rows n0.. as two 8-float halves; rows past
+// `rows` read as 0 (the last panel of a layer whose N is not a multiple of 16).
+inline void load_scales16(const BcqWeight& w, const void* base, int64_t rows, __m256* out) {
+  if (rows == kPanelRows) {
+    if (w.half) {
+      const __m256i h = _mm256_loadu_si256(static_cast<const __m256i*>(base));
+      out[0] = _mm256_cvtph_ps(_mm256_castsi256_si128(h));
+      out[1] = _mm256_cvtph_ps(_mm256_extracti128_si256(h, 1));
+    } else {
+      out[0] = _mm256_loadu_ps(static_cast<const float*>(base));
+      out[1] = _mm256_loadu_ps(static_cast<const float*>(base) + 8);
+    }
+    return;
+  }
+  alignas(32) float buf[kPanelRows] = {};
+  for (int64_t r = 0; r < rows; ++r) buf[r] = w.scale_at(base, r);
+  out[0] = _mm256_load_ps(buf);
+  out[1] = _mm256_load_ps(buf + 8);
+}
+
+// rows 0-7 | rows 8-15 as int16 from two accumulators whose lanes hold even and odd columns.
+inline void widen_block(__m256i acc_lo, __m256i acc_hi, __m256 scale, __m256* sum) {
+  const __m256i rows = _mm256_add_epi16(_mm256_permute2x128_si256(acc_lo, acc_hi, 0x20),
+                                        _mm256_permute2x128_si256(acc_lo, acc_hi, 0x31));
+  const __m256i r0 = _mm256_cvtepi16_epi32(_mm256_castsi256_si128(rows));
+  const __m256i r1 = _mm256_cvtepi16_epi32(_mm256_extracti128_si256(rows, 1));
+  sum[0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r0), scale, sum[0]);
+  sum[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r1), scale, sum[1]);
+}
+
+// One 32-byte weight load of plane b, looked up against the tables of its byte-column pair and
+// added per row into acc (int16, lanes = even / odd column), each row's two nibble lookups
+// weighted by `mult` (u8: 1, or 2^b where planes are combined in integers).
+struct Lookup {
+  __m256i nibble, tlo, thi;
+  explicit Lookup(__m256i low_nibble) : nibble(low_nibble) {}
+  void tables(const int8_t* t) {
+    tlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t));
+    thi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32));
+  }
+  void add(const uint8_t* src, __m256i mult, __m256i& acc_lo, __m256i& acc_hi) const {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
+    const __m256i rl = _mm256_shuffle_epi8(tlo, _mm256_and_si256(v, nibble));
+    const __m256i rh = _mm256_shuffle_epi8(thi, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
+    acc_lo = _mm256_add_epi16(acc_lo, _mm256_maddubs_epi16(mult, _mm256_unpacklo_epi8(rl, rh)));
+    acc_hi = _mm256_add_epi16(acc_hi, _mm256_maddubs_epi16(mult, _mm256_unpackhi_epi8(rl, rh)));
+  }
+};
+
+// A uniform grid (what rtn / mse produce): alpha_b = alpha_0 * 2^b for every plane and row of the
+// group, so sum_b alpha_b s_b = alpha_0 * sum_b 2^b s_b and the planes can be summed in int16
+// (vpmaddubsw by 2^b) with one widening per table block for all of them. Exact compare: fp16
+// and fp32 scales scale by powers of two without rounding.
+template <int BITS>
+bool uniform_group(const BcqWeight& w, int64_t g, int64_t n0, int64_t rows, __m256* alpha0) {
+  load_scales16(w, w.alpha_ptr(0, g, n0), rows, alpha0);
+  for (int b = 1; b < BITS; ++b) {
+    __m256 a[2];
+    load_scales16(w, w.alpha_ptr(b, g, n0), rows, a);
+    const __m256 f = _mm256_set1_ps(static_cast<float>(1 << b));
+    const __m256 eq = _mm256_and_ps(_mm256_cmp_ps(a[0], _mm256_mul_ps(alpha0[0], f), _CMP_EQ_OQ),
+                                    _mm256_cmp_ps(a[1], _mm256_mul_ps(alpha0[1], f), _CMP_EQ_OQ));
+    if (_mm256_movemask_ps(eq) != 0xff) return false;
+  }
+  return true;
+}
+
+// int16 range of one table block summed over planes: 254 per lookup pair x (2^bits - 1) x pairs.
+template <int BITS>
+constexpr bool fits_int16(int64_t pairs_per_block) { return 254 * ((1 << BITS) - 1) * pairs_per_block <= 32767; }
+
+template <int BITS>
+void panel(const int8_t* tables, const float* table_scales, const float* group_sums, int64_t M,
+           const BcqWeight& w, int64_t p, float* y) {
+  const int64_t n0 = p * kPanelRows;
+  const int64_t rows = std::min<int64_t>(kPanelRows, w.N - n0);
+  const int64_t ng = w.ngroups(), G = w.group_size, block = lut_int8_block(G);
+  const int64_t pairs_per_block = block / 16, blocks_per_group = G / block;
+  const int64_t table_stride = lut_int8_table_bytes(w.Kp), scale_stride = w.Kp / block;
+  const int64_t plane_stride = w.panel_offset(1, 0, 0);  // bytes from one plane to the next
+  const bool int16_ok = fits_int16<BITS>(pairs_per_block);
+  const __m256i ones = _mm256_set1_epi8(1);
+  Lookup lk(_mm256_set1_epi8(0x0f));
+  for (int64_t m = 0; m < M; ++m) {
+    const int8_t* tm = tables + m * table_stride;
+    const float* sm = table_scales + m * scale_stride;
+    __m256 out[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+    for (int64_t g = 0; g < ng; ++g) {
+      if (m == 0) {  // into L2 (prefetcht1); see kLutScaleAhead
+        const void* ahead[9];
+        for (int i = 0, count = panel_scales_ahead(w, g, p, ahead); i < count; ++i)
+          _mm_prefetch(static_cast<const char*>(ahead[i]), _MM_HINT_T1);
+      }
+      const uint8_t* src0 = w.planes + w.panel_offset(0, p, g * G / 8);
+      const int8_t* t0 = tm + (g * G / 16) * 64;
+      const float* ts = sm + g * blocks_per_group;
+      __m256 alpha0[2];
+      if (int16_ok && uniform_group<BITS>(w, g, n0, rows, alpha0)) {
+        __m256i mult[BITS];
+        for (int b = 0; b < BITS; ++b) mult[b] = _mm256_set1_epi8(static_cast<char>(1 << b));
+        __m256 sum[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        const uint8_t* src = src0;
+        const int8_t* t = t0;
+        for (int64_t blk = 0; blk < blocks_per_group; ++blk) {
+          __m256i acc_lo = _mm256_setzero_si256(), acc_hi = _mm256_setzero_si256();
+          for (int64_t q = 0; q < pairs_per_block; ++q, src += 2 * kPanelRows, t += 64) {
+            lk.tables(t);
+            for (int b = 0; b < BITS; ++b) lk.add(src + b * plane_stride, mult[b], acc_lo, acc_hi);
+          }
+          widen_block(acc_lo, acc_hi, _mm256_set1_ps(ts[blk]), sum);
+        }
+        out[0] = _mm256_fmadd_ps(alpha0[0], sum[0], out[0]);
+        out[1] = _mm256_fmadd_ps(alpha0[1], sum[1], out[1]);
+      } else {
+        // Free alphas (bcq, gptq's bcq grid): each plane widened on its own, two planes per pass
+        // so that they share the table loads.
+        for (int b0 = 0; b0 < BITS; b0 += 2) {
+          const int nb = BITS - b0 >= 2 ? 2 : 1;
+          __m256 sum[2][2] = {};
+          const uint8_t* src = src0 + b0 * plane_stride;
+          const int8_t* t = t0;
+          for (int64_t blk = 0; blk < blocks_per_group; ++blk) {
+            __m256i acc[2][2] = {};
+            for (int64_t q = 0; q < pairs_per_block; ++q, src += 2 * kPanelRows, t += 64) {
+              lk.tables(t);
+              lk.add(src, ones, acc[0][0], acc[0][1]);
+              if (nb == 2) lk.add(src + plane_stride, ones, acc[1][0], acc[1][1]);
+            }
+            const __m256 scale = _mm256_set1_ps(ts[blk]);
+            for (int j = 0; j < nb; ++j) widen_block(acc[j][0], acc[j][1], scale, sum[j]);
+          }
+          for (int j = 0; j < nb; ++j) {
+            __m256 alpha[2];
+            load_scales16(w, w.alpha_ptr(b0 + j, g, n0), rows, alpha);
+            out[0] = _mm256_fmadd_ps(alpha[0], sum[j][0], out[0]);
+            out[1] = _mm256_fmadd_ps(alpha[1], sum[j][1], out[1]);
+          }
+        }
+      }
+      __m256 offset[2];
+      load_scales16(w, w.offset_ptr(g, n0), rows, offset);
+      const __m256 gs = _mm256_set1_ps(group_sums[m * ng + g]);
+      out[0] = _mm256_fmadd_ps(offset[0], gs, out[0]);
+      out[1] = _mm256_fmadd_ps(offset[1], gs, out[1]);
+    }
+    float* dst = y + m * w.N + n0;
+    if (rows == kPanelRows) {
+      _mm256_storeu_ps(dst, out[0]);
+      _mm256_storeu_ps(dst + 8, out[1]);
+    } else {
+      alignas(32) float buf[kPanelRows];
+      _mm256_store_ps(buf, out[0]);
+      _mm256_store_ps(buf + 8, out[1]);
+      std::copy(buf, buf + rows, dst);
+    }
+  }
+}
+
+}  // namespace
+
+void lut_gemm_panels_int8_avx2(const int8_t* tables, const float* table_scales,
+                               const float* group_sums, int64_t M, const BcqWeight& w, int64_t p0,
+                               int64_t p1, float* y) {
+  with_bits(w.bits, [&](auto bits) {
+    for (int64_t p = p0; p < p1; ++p)
+      panel<decltype(bits)::value>(tables, table_scales, group_sums, M, w, p, y);
+  });
+}
+
+}  // namespace cpu
+}  // namespace torch_lowbit
+
+#pragma GCC pop_options
