@@ -27,7 +27,8 @@ import torch.nn.functional as F
 
 import llama_cpp_baseline
 import torch_lowbit
-from harness import machine, median_ms, write
+from harness import machine, machine_tag, median_ms, write
+from torch_lowbit.backends import native
 
 SHAPES = [(4096, 4096), (11008, 4096), (4096, 11008), (14336, 4096), (28672, 8192)]
 LLC_BYTES = 300 * 2**20
@@ -67,6 +68,16 @@ def llama_layers(w: torch.Tensor, cold: bool) -> dict[str, list]:
         if err > 0.2:
             raise RuntimeError(f"llama.cpp {buf}: relative error {err:.3f} against fp32, expected < 0.2")
     return layers
+
+
+def exact_tables(fn):
+    """Run fn with the exact fp32 LUT tables (the int8 ones are the default)."""
+    before = native.cpu_lut_tables()
+    native.set_cpu_lut_tables("exact")
+    try:
+        return fn()
+    finally:
+        native.set_cpu_lut_tables(before)
 
 
 def bench_shape(n: int, k: int, ms: list[int], bits_list: list[int], cold: bool, quick: bool) -> list[dict]:
@@ -110,6 +121,7 @@ def bench_shape(n: int, k: int, ms: list[int], bits_list: list[int], cold: bool,
                     f"torch_lowbit {b}-bit auto (bf16 x)": lambda: torch_lowbit.ops.linear(xb, pick(qws[b]))}
             if not quick:
                 ours[f"torch_lowbit {b}-bit lut_gemm"] = lambda: torch_lowbit.ops.lut_gemm(x, pick(qws[b]))
+                ours[f"torch_lowbit {b}-bit lut_gemm exact"] = lambda: exact_tables(lambda: torch_lowbit.ops.lut_gemm(x, pick(qws[b])))
                 ours[f"torch_lowbit {b}-bit tiled_gemm"] = lambda: torch_lowbit.ops.tiled_gemm(x, pick(qws[b]))
             if b == 3 and not cold:
                 ours["3-bit dequantize + F.linear"] = lambda: F.linear(x, qw0.dequantize())
@@ -128,7 +140,7 @@ def bench_shape(n: int, k: int, ms: list[int], bits_list: list[int], cold: bool,
 
 def markdown(rows: list[dict], meta: dict, command: str) -> str:
     out = [
-        f"CPU GEMM benchmark — {meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, ISA {meta['cpu_isa']}, {meta['date']}",
+        f"CPU GEMM benchmark — {meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, ISA {meta['cpu_isa']}, LUT tables {meta['cpu_lut_tables']}, {meta['date']}",
         f"Command: `{command}`. Times are medians; ratios are speedups over the baseline in the same run (>1 = faster).",
         "",
         "| N x K | m | kernel | ms | weight GB/s | vs fp32 | vs bf16 | vs torch int4 | vs best llama.cpp |",
@@ -169,6 +181,7 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--isa", help="force a CPU SIMD path (portable, avx2, avx512, amx): e.g. avx2 on an AVX-512 machine")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--cold", action="store_true")
     ap.add_argument("--m", type=int, nargs="+")
@@ -176,6 +189,8 @@ def main() -> None:
     ap.add_argument("--shapes", nargs="+", help="NxK, e.g. 11008x4096")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.isa:
+        native.set_cpu_isa(args.isa)
     shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes] if args.shapes else ([(11008, 4096)] if args.quick else SHAPES)
     ms = args.m or ([1, 16, 256] if args.quick else [1, 4, 16, 64, 256])
     bits = args.bits or ([3] if args.quick else [2, 3, 4, 8])
@@ -186,7 +201,7 @@ def main() -> None:
         print(f"done {n}x{k}", flush=True)
     command = "python benchmarks/" + " ".join(["cpu_gemm.py"] + sys.argv[1:])
     md = markdown(rows, meta, command)
-    name = "cpu_gemm" + ("_cold" if args.cold else "") + ("_quick" if args.quick else "")
+    name = "cpu_gemm" + ("_cold" if args.cold else "") + ("_quick" if args.quick else "") + "_" + machine_tag()
     out = write(name, rows, md, meta)
     plot(rows, out / f"{name}.png")
     print(md)

@@ -43,6 +43,13 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def machine_tag() -> str:
+    """A short file-name tag for the CPU ("amd-epyc", "intel-xeon-..."): results are kept per machine."""
+    name = cpu_name().lower().replace("(r)", "").replace("(tm)", "")
+    words = [w for w in "".join(c if c.isalnum() else " " for c in name).split() if w not in ("cpu", "processor", "with")]
+    return "-".join(words[:4]) or "unknown-cpu"
+
+
 def machine() -> dict:
     import torch_lowbit
 
@@ -53,6 +60,7 @@ def machine() -> dict:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "cpu_isa": info["cpu_isa"],
+        "cpu_lut_tables": info["cpu_lut_tables"],
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "date": time.strftime("%Y-%m-%d"),
     }

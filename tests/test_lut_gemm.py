@@ -1,4 +1,5 @@
-"""lut_gemm and tiled_gemm on low-bit weights against the reference, on every kernel backend."""
+"""lut_gemm (and the low-bit linear ops around it) against the reference, on every kernel backend.
+The low-bit tiled_gemm cases are in test_tiled_gemm.py, the int8 tables in test_lut_gemm_int8.py."""
 import pytest
 import torch
 
@@ -11,7 +12,7 @@ CASES = [(1, 7, 33, 32), (3, 17, 100, 64), (17, 31, 300, 128), (64, 45, 257, 256
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 
 
-def _check(op, backend, device, bits, dtype, scale_dtype=torch.float16):
+def check_lowbit(op, backend, device, bits, dtype, scale_dtype=torch.float16):
     for m, n, k, gs in CASES:
         qw = torch_lowbit.quantize_weight(torch.randn(n, k), bits=bits, group_size=gs, scale_dtype=scale_dtype).to(device)
         x = make_input((m, k), dtype, device)
@@ -26,14 +27,7 @@ def _check(op, backend, device, bits, dtype, scale_dtype=torch.float16):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("bits", range(1, 9))
 def test_lut_gemm_matches_reference(backend, device, bits, dtype):
-    _check(torch_lowbit.ops.lut_gemm, backend, device, bits, dtype)
-
-
-@pytest.mark.parametrize("backend,device", kernel_backends())
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])
-def test_tiled_gemm_lowbit_matches_reference(backend, device, bits, dtype):
-    _check(torch_lowbit.ops.tiled_gemm, backend, device, bits, dtype)
+    check_lowbit(torch_lowbit.ops.lut_gemm, backend, device, bits, dtype)
 
 
 @pytest.mark.parametrize("backend,device", kernel_backends())

@@ -6,14 +6,14 @@
 // expands each weight tile once (cost ~ bits) and reuses it across rows with fp32 FMAs (cost ~
 // rows). Measured with `python benchmarks/cpu_gemm.py --threads 2` (benchmarks/results/):
 // - AVX2 with int8 tables (AMD EPYC Zen 3, 2 threads, 11008x4096): the int8 LUT beats the AVX2
-//   tiled kernel at every m up to 64 for 2-4 bits (3-bit m = 64: 57 vs 111 ms); the cost ratio
-//   puts the crossover near rows * bits = 256.
+//   tiled kernel at every m up to 64 for 2-4 bits (by ~2x at m = 64); the cost ratio puts the
+//   crossover near rows * bits = 256.
 // - AVX-512 (Intel Xeon, 2 threads, exact fp32 tables): LUT wins at m <= 4 for every shape and
 //   bit width; at m = 16 it wins for 2-bit, ties at 3-bit and loses for 4/8-bit; at m = 64 the
 //   tiled kernel wins everywhere: rows * bits <= 32. Not yet measured there with int8 tables.
 // - bf16 activations on a CPU with AMX: the tiled kernel runs on the tile unit and its cost is
-//   mostly the once-per-call weight expansion (~3.6 ms at 11008x4096 3-bit), so it overtakes
-//   LUT from about 4 rows: rows * bits <= 12.
+//   mostly the once-per-call weight expansion, so it overtakes LUT from about 4 rows:
+//   rows * bits <= 12.
 #pragma once
 #include <cstdint>
 

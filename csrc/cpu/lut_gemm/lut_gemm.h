@@ -66,14 +66,13 @@ void lut_gemm_panels_int8_avx2(const int8_t* tables, const float* table_scales,
 // the panel kLutScaleAhead ahead into L2 (8 ahead measured no better; benchmarks/cpu_gemm.py
 // --cold).
 constexpr int64_t kLutScaleAhead = 4;
-// The first scale of each of those runs for group g of panel p + kLutScaleAhead (count: bits + 1),
-// or 0 when p is among the last panels.
-inline int panel_scales_ahead(const BcqWeight& w, int64_t g, int64_t p, const void** out) {
-  if (p + kLutScaleAhead >= w.panels()) return 0;
+// Fetches into L2 (prefetcht1) the first scale of each of those runs for group g of panel
+// p + kLutScaleAhead (nothing when p is among the last panels).
+inline void prefetch_scales_ahead(const BcqWeight& w, int64_t g, int64_t p) {
+  if (p + kLutScaleAhead >= w.panels()) return;
   const int64_t n = (p + kLutScaleAhead) * kPanelRows;
-  for (int64_t b = 0; b < w.bits; ++b) out[b] = w.alpha_ptr(b, g, n);
-  out[w.bits] = w.offset_ptr(g, n);
-  return static_cast<int>(w.bits) + 1;
+  for (int64_t b = 0; b < w.bits; ++b) __builtin_prefetch(w.alpha_ptr(b, g, n), 0, 2);
+  __builtin_prefetch(w.offset_ptr(g, n), 0, 2);
 }
 
 }  // namespace cpu

@@ -36,11 +36,7 @@ void panel(const float* tables, const float* group_sums, int64_t M, const BcqWei
     const float* tm = tables + m * table_stride;
     __m256 out[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t g = 0; g < ng; ++g) {
-      if (m == 0) {  // into L2 (prefetcht1); see kLutScaleAhead
-        const void* ahead[9];
-        for (int i = 0, count = panel_scales_ahead(w, g, p, ahead); i < count; ++i)
-          _mm_prefetch(static_cast<const char*>(ahead[i]), _MM_HINT_T1);
-      }
+      if (m == 0) prefetch_scales_ahead(w, g, p);  // see kLutScaleAhead
       __m256 acc[BITS][2];
       for (int b = 0; b < BITS; ++b) acc[b][0] = acc[b][1] = _mm256_setzero_ps();
       const int64_t c0 = g * cols_per_group;

@@ -16,8 +16,8 @@
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,fma")
 #include "cpu/microkernels/avx512_scales.h"
 
-// Bytes ahead on each bit-plane stream. Measured cold (28672x8192 3-bit): none 9.8 ms,
-// 1 KiB 8.1, 2 KiB 7.8-8.4, 4 KiB 8.6; prefetcht1 instead of t0 no better.
+// Bytes ahead on each bit-plane stream: 2 KiB measured best cold among 0/1/2/4 KiB on the
+// Intel Xeon (benchmarks/cpu_gemm.py --cold); prefetcht1 instead of t0 was no better.
 #ifndef TORCH_LOWBIT_LUT_PREFETCH
 #define TORCH_LOWBIT_LUT_PREFETCH 2048
 #endif
@@ -42,11 +42,7 @@ void panels(const float* tables, const float* group_sums, int64_t M, const BcqWe
     __m512 out[PANELS];
     for (int q = 0; q < PANELS; ++q) out[q] = _mm512_setzero_ps();
     for (int64_t g = 0; g < ng; ++g) {
-      if (m == 0) {  // into L2 (prefetcht1); see kLutScaleAhead
-        const void* ahead[9];
-        for (int i = 0, count = panel_scales_ahead(w, g, p, ahead); i < count; ++i)
-          _mm_prefetch(static_cast<const char*>(ahead[i]), _MM_HINT_T1);
-      }
+      if (m == 0) prefetch_scales_ahead(w, g, p);  // see kLutScaleAhead
       // Two accumulators per plane (even/odd byte columns, the loop unrolled by 2) halve the
       // add dependency chain; indices are compile-time so they stay in registers.
       __m512 acc0[PANELS][BITS], acc1[PANELS][BITS];
@@ -99,11 +95,9 @@ void lut_gemm_panels_avx512(const float* tables, const float* group_sums, int64_
   with_bits(w.bits, [&](auto bits) {
     constexpr int kBits = decltype(bits)::value;
     int64_t p = p0;
-    // Two panels at a time while their accumulators fit the 32 zmm registers (bits <= 4).
-    // Measured (benchmarks/cpu_gemm.py, m = 1): 11008x4096 3-bit 0.92 -> 0.78 ms. (Pairs once
-    // measured slower on the 88 MB 28672x8192; that was the scale misses, which touch twice the
-    // pages per step with pairs: with the scale prefetch above pairs are faster there too,
-    // 5.6 -> 5.2 ms hot.)
+    // Two panels at a time while their accumulators fit the 32 zmm registers (bits <= 4): they
+    // share each table load (benchmarks/cpu_gemm.py measured pairs faster at every size once the
+    // scales are prefetched).
     if constexpr (kBits <= 4)
       for (; p + 2 <= p1; p += 2) panels<kBits, 2>(tables, group_sums, M, w, p, y);
     for (; p < p1; ++p) panels<kBits, 1>(tables, group_sums, M, w, p, y);

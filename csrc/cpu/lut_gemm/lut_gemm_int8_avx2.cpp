@@ -114,11 +114,7 @@ void panel(const int8_t* tables, const float* table_scales, const float* group_s
     const float* sm = table_scales + m * scale_stride;
     __m256 out[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
     for (int64_t g = 0; g < ng; ++g) {
-      if (m == 0) {  // into L2 (prefetcht1); see kLutScaleAhead
-        const void* ahead[9];
-        for (int i = 0, count = panel_scales_ahead(w, g, p, ahead); i < count; ++i)
-          _mm_prefetch(static_cast<const char*>(ahead[i]), _MM_HINT_T1);
-      }
+      if (m == 0) prefetch_scales_ahead(w, g, p);  // see kLutScaleAhead
       const uint8_t* src0 = w.planes + w.panel_offset(0, p, g * G / 8);
       const int8_t* t0 = tm + (g * G / 16) * 64;
       const float* ts = sm + g * blocks_per_group;
