@@ -57,9 +57,12 @@ void bcq_dequantize_block(const BcqWeight& w, int64_t n0, int64_t n1, int64_t k0
   }
 }
 
-void bcq_dequantize(const BcqWeight& w, float* out) {
+void bcq_dequantize(const BcqWeight& w, Isa isa, float* out) {
   at::parallel_for(0, w.N, 16, [&](int64_t n0, int64_t n1) {
-    bcq_dequantize_block(w, n0, n1, 0, w.K, out + n0 * w.K, w.K);
+    if (isa >= Isa::kAvx2)
+      bcq_dequantize_block_avx2(w, n0, n1, 0, w.K, out + n0 * w.K, w.K);
+    else
+      bcq_dequantize_block(w, n0, n1, 0, w.K, out + n0 * w.K, w.K);
   });
 }
 

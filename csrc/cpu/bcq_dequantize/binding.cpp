@@ -14,7 +14,7 @@ at::Tensor bcq_dequantize_cpu(const at::Tensor& planes, const at::Tensor& alpha,
   const auto a = alpha.contiguous(), o = offset.contiguous();
   const BcqWeight w = bcq_view(p, a, o, K, G);
   auto out = new_output({w.N, K}, alpha.options().dtype(at::kFloat));
-  cpu::bcq_dequantize(w, out.data_ptr<float>());
+  cpu::bcq_dequantize(w, cpu::active_isa(), out.data_ptr<float>());
   return out.to(alpha.scalar_type());
 }
 
