@@ -58,9 +58,12 @@ def _bcq_product(op: str, x: torch.Tensor, qw: QuantizedWeight, backend: str, *b
     if device != qw.planes.device:
         _check_same_device(x, qw, "qw")
     k = qw.in_features
-    x2 = x.reshape(-1, k) if x.dim() > 0 and x.shape[-1] == k else _linear_input(x, k)
+    dim = x.dim()
+    if dim == 0 or x.shape[-1] != k:
+        _linear_input(x, k)  # raises, naming the problem
+    x2 = x if dim == 2 else x.reshape(-1, k)  # a 2-D x goes in as it is: a view costs ~1 us
     y = dispatch.resolve(backend, device, op, x2.shape[0])(x2, qw.planes, qw.alpha, qw.offset, k, qw.effective_group_size, *bias)
-    return y.view(*x.shape[:-1], qw.out_features) if x.dim() != 2 else y
+    return y if dim == 2 else y.view(*x.shape[:-1], qw.out_features)
 
 
 def linear(x: torch.Tensor, qw: QuantizedWeight, bias: torch.Tensor | None = None, backend: str = "auto") -> torch.Tensor:
