@@ -77,6 +77,26 @@ def time_hf(model, prompt: torch.Tensor, new_tokens: int, repeats: int) -> tuple
     return (full_s - pre_s) / new_tokens * 1e3, prompt.shape[1] / pre_s
 
 
+def time_forward_loop(model, prompt: torch.Tensor, new_tokens: int, repeats: int) -> tuple[float, float]:
+    """The same greedy decode as a bare loop of model(...) calls with the KV cache, without
+    generate's per-token machinery: what the model itself costs, as llama.cpp's loop measures."""
+    def run():
+        with torch.inference_mode():
+            t0 = time.perf_counter()
+            out = model(prompt, use_cache=True)
+            t1 = time.perf_counter()
+            past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            for _ in range(new_tokens):
+                out = model(tok, past_key_values=past, use_cache=True)
+                past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            return t1 - t0, time.perf_counter() - t1
+
+    run()
+    pre, dec = zip(*(run() for _ in range(repeats)))
+    pre_s, dec_s = sorted(pre)[len(pre) // 2], sorted(dec)[len(dec) // 2]
+    return dec_s / new_tokens * 1e3, prompt.shape[1] / pre_s
+
+
 def time_llama_cpp(path: Path, prompt: list[int], new_tokens: int, threads: int, repeats: int) -> tuple[float, float]:
     import llama_cpp
 
@@ -137,6 +157,7 @@ def main() -> None:
     ap.add_argument("--llama", nargs="*", default=["Q4_0", "Q3_K", "Q2_K"], help="llama.cpp quantizations ([] to skip)")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--tag", default="", help="suffix of the result file name (keeps runs with other settings apart)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     meta = machine()
@@ -164,6 +185,7 @@ def main() -> None:
             name = f"torch_lowbit {bits}-bit g128 (lm_head {head})"
             record(name, model, *time_hf(model, prompt, args.new_tokens, args.repeats))
             if bits == 3 and head == "6-bit":
+                record(name + ", forward loop (no generate)", model, *time_forward_loop(model, prompt, args.new_tokens, args.repeats))
                 if args.profile:
                     notes.append(f"{name}, {profile_step(model, prompt)}")
                 if args.compile:
@@ -195,7 +217,8 @@ def main() -> None:
     md += [""] + [f"- {n}" for n in notes]
     md.append("- llama.cpp's bytes are the GGUF file (its lm_head is Q6_K, embeddings quantized); ours count what a step reads.")
     text = "\n".join(md)
-    write("cpu_decode_" + machine_tag() + (f"_{args.layers}layers" if args.layers != TINYLLAMA["num_hidden_layers"] else ""), rows, text, {**meta, "stream GB/s": stream})
+    name = "cpu_decode_" + machine_tag() + (f"_{args.layers}layers" if args.layers != TINYLLAMA["num_hidden_layers"] else "")
+    write(name + (f"_{args.tag}" if args.tag else ""), rows, text, {**meta, "stream GB/s": stream})
     print(text)
 
 
