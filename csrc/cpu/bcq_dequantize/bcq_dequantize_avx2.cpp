@@ -17,33 +17,21 @@ namespace cpu {
 
 void bcq_dequantize_block_avx2(const BcqWeight& w, int64_t n0, int64_t n1, int64_t k0, int64_t k1,
                                float* out, int64_t ld) {
-  constexpr int64_t kMaxBits = 8;
   const int64_t G = w.group_size;
   const __m256i lane_bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
   for (int64_t n = n0; n < n1; ++n) {
     float* o = out + (n - n0) * ld;
-    const uint8_t* row[kMaxBits];  // byte column c of plane b for this row: row[b][c * 16]
-    for (int64_t b = 0; b < w.bits; ++b) row[b] = w.planes + w.panel_offset(b, n / kPanelRows, 0) + n % kPanelRows;
+    const uint8_t* row[kMaxBits];
+    row_planes(w, n, row);
     for (int64_t g = k0 / G; g * G < k1; ++g) {
       float two_alpha[kMaxBits];
+      const float base = group_scales(w, g, n, two_alpha);
       __m256 two_alpha_v[kMaxBits];
-      float base = w.offset_at(g, n);
-      for (int64_t b = 0; b < w.bits; ++b) {
-        const float a = w.alpha_at(b, g, n);
-        two_alpha[b] = 2.f * a;
-        two_alpha_v[b] = _mm256_set1_ps(2.f * a);
-        base -= a;
-      }
+      for (int64_t b = 0; b < w.bits; ++b) two_alpha_v[b] = _mm256_set1_ps(two_alpha[b]);
       const __m256 base_v = _mm256_set1_ps(base);
       const int64_t ka = std::max(k0, g * G), kb = std::min(k1, (g + 1) * G);
-      auto scalar = [&](int64_t k) {
-        float v = base;
-        for (int64_t b = 0; b < w.bits; ++b)
-          v += static_cast<float>((row[b][(k >> 3) * kPanelRows] >> (k & 7)) & 1) * two_alpha[b];
-        o[k - k0] = v;
-      };
       int64_t k = ka;
-      for (; k < kb && (k & 7); ++k) scalar(k);
+      for (; k < kb && (k & 7); ++k) o[k - k0] = weight_at(row, two_alpha, w.bits, base, k);
       for (; k + 8 <= kb; k += 8) {
         __m256 v = base_v;
         for (int64_t b = 0; b < w.bits; ++b) {
@@ -53,7 +41,7 @@ void bcq_dequantize_block_avx2(const BcqWeight& w, int64_t n0, int64_t n1, int64
         }
         _mm256_storeu_ps(o + (k - k0), v);
       }
-      for (; k < kb; ++k) scalar(k);
+      for (; k < kb; ++k) o[k - k0] = weight_at(row, two_alpha, w.bits, base, k);
     }
   }
 }
