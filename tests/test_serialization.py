@@ -61,8 +61,10 @@ def test_missing_tensor_is_refused(tmp_path):
     tensors = load_file(d / "model.safetensors")
     del tensors["0.alpha"]
     save_file(tensors, d / "model.safetensors")
-    with pytest.raises(CheckpointError, match="0.alpha"):
+    with pytest.raises(CheckpointError, match="weights_sha256"):
         torch_lowbit.load(d, model=_skeleton())
+    with pytest.raises(CheckpointError, match="0.alpha"):
+        torch_lowbit.load(d, model=_skeleton(), verify=False)
 
 
 def test_corrupted_weights_are_refused(tmp_path):

@@ -100,7 +100,8 @@ def patch(
     progress: bool | None = None,
     verbose: bool = False,
 ) -> nn.Module:
-    """Replace the model's nn.Linear, HF Conv1D and nn.Conv2d layers in place; returns the model.
+    """Replace the model's nn.Linear, HF Conv1D and nn.Conv2d layers in place; returns the model
+    (given a bare layer, e.g. one nn.Linear, its low-bit replacement).
 
     - skip: glob patterns on qualified module names to leave float (default: the lm_head).
     - overrides: {pattern: bits} or {pattern: {"bits", "group_size", "method"}}; first match wins.
@@ -159,7 +160,7 @@ def patch(
     by_name = {t[0]: t for t in targets}
     order = [t[0] for t in targets if t[0] not in gptq_names]
     for name in order:
-        _replace(model, by_name[name], None, report)
+        model = _replace(model, by_name[name], None, report)
         bar.update(1)
     # GPTQ: stages of layers whose Hessians fit the memory budget, in module order, so later
     # stages see the outputs of the already-quantized earlier ones.
@@ -167,7 +168,7 @@ def patch(
     for stage in plan_stages(gptq_targets):
         hessians, notes = collect_hessians(model, stage, calibration)
         for target in stage:
-            _replace(model, target, hessians.get(target[0]), report, notes.get(target[0]))
+            model = _replace(model, target, hessians.get(target[0]), report, notes.get(target[0]))
             bar.update(1)
         del hessians
     bar.close()
@@ -177,7 +178,8 @@ def patch(
     return model
 
 
-def _replace(model: nn.Module, target, hessian, report: PatchReport, note: str | None = None) -> None:
+def _replace(model: nn.Module, target, hessian, report: PatchReport, note: str | None = None) -> nn.Module:
+    """Swap one layer; returns the model (the new module itself when the model is that layer)."""
     name, kind, module, config = target
     if config.method == "gptq" and hessian is None:
         # No statistics for this layer (a grouped conv, or it never ran on the calibration data):
@@ -188,11 +190,13 @@ def _replace(model: nn.Module, target, hessian, report: PatchReport, note: str |
     new = _build(kind, module, config, hessian)
     _move_accelerate_hook(module, new)
     parent_name, _, attr = name.rpartition(".")
-    setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
+    if name:
+        setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
     settings = {"bits": config.bits, "group_size": config.group_size, "method": config.method}
     report.replaced.append(
         {"name": name, "kind": kind, **settings, "bytes_before": weight.numel() * weight.element_size(), "bytes_after": new.packed_nbytes}
     )
+    return model if name else new
 
 
 class _NoBar:

@@ -6,33 +6,32 @@
       tokenizer files      if a tokenizer was given
 
 quantization_config = {"quant_method": "torch_lowbit", "format_version": N, "modules":
-{qualified name: {"kind", "shape", "bits", "group_size", "method", "scale_dtype"}}, ...}.
-Saving is atomic: the new directory is written beside the old one and swapped in only when
-complete, so a failed save leaves any old directory intact.
+{qualified name: {"kind", "shape", "bits", "group_size", "method", "scale_dtype"}}, "tied",
+"non_persistent_buffers", "config_sha256", "weights_sha256"} (docs/FORMAT.md). load() checks every
+field and tensor before building anything (checkpoint_checks.py). Saving is atomic
+(atomic_dir.py): the new directory is written and fsync'ed beside the old one and swapped in
+only when complete, so a failed or killed save leaves any old directory byte-identical.
 """
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from torch_lowbit.format import FORMAT_VERSION
+from torch_lowbit import checkpoint_checks as checks
+from torch_lowbit.atomic_dir import recover, replace_dir
+from torch_lowbit.checkpoint_checks import QUANT_METHOD, CheckpointError
 from torch_lowbit.config import QuantConfig
-from torch_lowbit.modules import LowBitConv2d, is_low_bit, skeleton
+from torch_lowbit.format import FORMAT_VERSION
+from torch_lowbit.modules import LowBitConv2d, is_hf_conv1d, is_low_bit, skeleton
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
-QUANT_METHOD = "torch_lowbit"
-
-
-class CheckpointError(ValueError):
-    """A torch_lowbit checkpoint that cannot be loaded (missing, corrupted, or too new)."""
+__all__ = ["CheckpointError", "load", "read_quantization_config", "save"]
 
 
 def _tensors_and_aliases(model: nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str], list[str]]:
@@ -94,54 +93,36 @@ def save(model: nn.Module, directory: str | os.PathLike, tokenizer: Any = None) 
         config["architectures"] = [type(model).__name__]  # as save_pretrained does: load() rebuilds this class
     config["quantization_config"] = quant_config
 
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
-        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata={"format": "pt", "torch_lowbit_format_version": str(FORMAT_VERSION)})
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"directory: {directory} exists and is not a directory")
+
+    def write(tmp: Path) -> None:
+        weights = tmp / WEIGHTS_NAME
+        save_file(tensors, str(weights), metadata={"format": "pt", "torch_lowbit_format_version": str(FORMAT_VERSION)})
+        quant_config["weights_sha256"] = checks.file_sha256(weights)
+        quant_config["config_sha256"] = checks.config_sha256(quant_config)
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True, default=str))
         if tokenizer is not None:
             tokenizer.save_pretrained(str(tmp))
-        _swap_into_place(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return directory
 
-
-def _swap_into_place(new: Path, target: Path) -> None:
-    if not target.exists():
-        os.replace(new, target)
-        return
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.replace(target, old)
-    try:
-        os.replace(new, target)
-    except BaseException:
-        os.replace(old, target)  # put the old checkpoint back
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+    return replace_dir(directory, write)
 
 
 def read_quantization_config(directory: str | os.PathLike) -> tuple[dict, dict]:
-    """(full config, quantization_config) of a torch_lowbit checkpoint, with clear errors."""
+    """(full config, quantization_config) of a torch_lowbit checkpoint, every field checked
+    (torch_lowbit/checkpoint_checks.py); CheckpointError names the field."""
     directory = Path(directory)
+    recover(directory)  # a save killed between its two renames (non-Linux fallback)
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
         raise CheckpointError(f"directory: {directory} has no {CONFIG_NAME}; not a torch_lowbit checkpoint")
     try:
         config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"directory: {config_path} is not valid JSON ({err})") from err
-    qc = config.get("quantization_config")
-    if not isinstance(qc, dict) or qc.get("quant_method") != QUANT_METHOD:
+    if not isinstance(config, dict) or not isinstance(config.get("quantization_config"), dict):
         raise CheckpointError(f"directory: {config_path} has no torch_lowbit quantization_config")
-    version = qc.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise CheckpointError(
-            f"directory: checkpoint format version {version} is newer than this torch_lowbit understands "
-            f"({FORMAT_VERSION}); upgrade torch_lowbit"
-        )
-    return config, qc
+    return config, checks.check_quantization_config(config["quantization_config"])
 
 
 def _skeleton_from_config(config: dict) -> nn.Module:
@@ -151,20 +132,39 @@ def _skeleton_from_config(config: dict) -> nn.Module:
         raise CheckpointError("model: rebuilding a HuggingFace model needs `transformers`; or pass model= a skeleton") from err
     hf_config = {k: v for k, v in config.items() if k != "quantization_config"}
     archs = hf_config.get("architectures") or []
-    cfg = transformers.AutoConfig.for_model(**hf_config)
-    cls = getattr(transformers, archs[0], None) if archs else None
-    with torch.device("meta"):
-        if cls is not None:
-            return cls(cfg)
-        return transformers.AutoModel.from_config(cfg)
+    try:
+        cfg = transformers.AutoConfig.for_model(**hf_config)
+        cls = getattr(transformers, archs[0], None) if isinstance(archs, list) and archs and isinstance(archs[0], str) else None
+        with torch.device("meta"):
+            return cls(cfg) if cls is not None else transformers.AutoModel.from_config(cfg)
+    except Exception as err:  # transformers raises many kinds for a bad config
+        raise CheckpointError(f"config.json: transformers cannot build the model from it ({type(err).__name__}: {err}); pass model= a skeleton") from err
 
 
-def load(directory: str | os.PathLike, model: nn.Module | None = None, device: str | torch.device = "cpu") -> nn.Module:
+def load(
+    directory: str | os.PathLike,
+    model: nn.Module | None = None,
+    device: str | torch.device = "cpu",
+    verify: bool = True,
+) -> nn.Module:
     """Load a checkpoint written by save(): returns a model whose outputs are bit-identical.
 
     The skeleton is built on the meta device (from config.json with transformers, or the `model`
     you pass) and receives the packed tensors directly: float weights of quantized layers are
-    never materialised.
+    never materialised. Every config field and every tensor's shape and dtype is checked, and
+    with `verify` (default) model.safetensors against the checksum save() recorded (one read
+    of the file, ~1 s per GB); anything wrong raises CheckpointError naming the module, field or
+    tensor. Only safetensors is read: nothing is unpickled.
+
+    Example:
+        >>> import tempfile, torch, torch_lowbit
+        >>> m = torch_lowbit.patch(torch.nn.Sequential(torch.nn.Linear(64, 8)), bits=4, group_size=32)
+        >>> d = torch_lowbit.save(m, tempfile.mkdtemp() + "/ckpt")
+        >>> with torch.device("meta"):
+        ...     skeleton = torch.nn.Sequential(torch.nn.Linear(64, 8))
+        >>> x = torch.randn(2, 64)
+        >>> torch.equal(torch_lowbit.load(d, model=skeleton)(x), m(x))
+        True
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -174,24 +174,37 @@ def load(directory: str | os.PathLike, model: nn.Module | None = None, device: s
     weights_path = directory / WEIGHTS_NAME
     if not weights_path.is_file():
         raise CheckpointError(f"directory: {directory} has no {WEIGHTS_NAME}")
+    if verify:
+        checks.check_weights_file(weights_path, qc)
     if model is None:
         model = _skeleton_from_config(config)
     elif not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module skeleton or None, got {type(model).__name__}")
-    _install_skeletons(model, qc["modules"])
+    model = _install_skeletons(model, qc["modules"])
     try:
         tensors = load_file(str(weights_path), device=str(device))
-    except (SafetensorError, OSError, RuntimeError) as err:
+    except (SafetensorError, OSError, RuntimeError, ValueError) as err:
         raise CheckpointError(f"directory: {weights_path} is corrupted or unreadable ({err})") from err
+    tied = qc.get("tied", {})
+    like = dict(model.named_parameters(remove_duplicate=False)) | dict(model.named_buffers(remove_duplicate=False))
     expected = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
-    expected -= set(qc.get("tied", {}))
+    expected -= set(tied)
     missing = sorted(expected - set(tensors))
     unexpected = sorted(set(tensors) - expected)
     if missing or unexpected:
         raise CheckpointError(f"directory: {weights_path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    packed = {f"{m}.{leaf}" if m else leaf for m in qc["modules"] for leaf in ("planes", "alpha", "offset")}
+    for name, tensor in tensors.items():
+        checks.check_tensor(name, tensor, like[name], exact_dtype=name in packed)
+    for alias, source in tied.items():
+        if alias not in like:
+            raise CheckpointError(f"quantization_config.tied: {alias!r} is not a parameter or buffer of the model")
+        if source not in tensors:
+            raise CheckpointError(f"quantization_config.tied: {alias!r} is tied to {source!r}, which the weights file does not hold")
+        checks.check_tensor(alias, tensors[source], like[alias], exact_dtype=False)
     for name, tensor in tensors.items():
         _assign(model, name, tensor)
-    for alias, source in qc.get("tied", {}).items():
+    for alias, source in tied.items():
         owner, _, leaf = source.rpartition(".")
         src = getattr(model.get_submodule(owner) if owner else model, leaf)
         a_owner, _, a_leaf = alias.rpartition(".")
@@ -202,19 +215,35 @@ def load(directory: str | os.PathLike, model: nn.Module | None = None, device: s
     return model.eval()
 
 
-def _install_skeletons(model: nn.Module, modules: dict) -> None:
+def _install_skeletons(model: nn.Module, modules: dict) -> nn.Module:
+    """Swap in an empty low-bit module for each quantized entry; returns the model (the new
+    module itself when the checkpoint is one patched layer, entry name "")."""
     for name, info in modules.items():
         parent_name, _, attr = name.rpartition(".")
         try:
-            parent = model.get_submodule(parent_name) if parent_name else model
-            old = getattr(parent, attr)
+            old = model.get_submodule(name)
         except AttributeError as err:
-            raise CheckpointError(f"directory: the checkpoint quantized {name!r}, which the model does not have") from err
-        try:
-            config = QuantConfig.from_dict(info)
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"directory: module {name!r} has an invalid quantization entry ({err})") from err
-        setattr(parent, attr, skeleton(info["kind"], old, tuple(info["shape"]), config))
+            raise CheckpointError(f"quantization_config.modules[{name!r}]: the model has no such module") from err
+        if not isinstance(old, (nn.Linear, nn.Conv2d)) and not is_hf_conv1d(old):
+            raise CheckpointError(f"quantization_config.modules[{name!r}]: the model's module there is a {type(old).__name__}, not a Linear, Conv1D or Conv2d")
+        if (info["kind"] == "conv2d") != isinstance(old, nn.Conv2d):
+            raise CheckpointError(f"quantization_config.modules[{name!r}].kind: {info['kind']!r} does not fit the model's {type(old).__name__}")
+        if info["shape"] != _weight_shape(old):
+            raise CheckpointError(f"quantization_config.modules[{name!r}].shape: {info['shape']} does not fit the model's {type(old).__name__} (weight {_weight_shape(old)})")
+        config = QuantConfig.from_dict(info)  # fields already checked by check_quantization_config
+        new = skeleton(info["kind"], old, tuple(info["shape"]), config)
+        if not name:
+            return new
+        setattr(model.get_submodule(parent_name) if parent_name else model, attr, new)
+    return model
+
+
+def _weight_shape(module: nn.Module) -> list[int]:
+    """[N, K] / [O, C/g, R, S] of a float or low-bit module (HF Conv1D stores weight [K, N])."""
+    if is_low_bit(module):
+        return list(module.weight_shape)
+    shape = list(module.weight.shape)
+    return shape[::-1] if is_hf_conv1d(module) else shape
 
 
 def _assign(model: nn.Module, name: str, tensor: torch.Tensor) -> None:
