@@ -93,6 +93,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
@@ -141,6 +147,7 @@ def replace_dir(target: str | os.PathLike, write: Callable[[Path], None]) -> Pat
     recover(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-{os.getpid()}-", dir=target.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0700; a checkpoint gets the usual mode
         write(tmp)
         fsync_tree(tmp)
         if not target.exists():

@@ -76,7 +76,7 @@ def check_module_entry(name: str, entry: Any) -> None:
     if missing or unknown:
         raise CheckpointError(f"{where}: missing fields {missing}, unknown fields {unknown} (expected {list(MODULE_FIELDS)})")
     kind = entry["kind"]
-    if kind not in MODULE_KINDS:
+    if not isinstance(kind, str) or kind not in MODULE_KINDS:
         raise CheckpointError(f"{where}.kind: expected one of {sorted(MODULE_KINDS)}, got {_describe(kind)}")
     shape = entry["shape"]
     rank = MODULE_KINDS[kind]
@@ -88,9 +88,9 @@ def check_module_entry(name: str, entry: Any) -> None:
     group_size = entry["group_size"]
     if not _is_int(group_size) or group_size not in ALLOWED_GROUP_SIZES:
         raise CheckpointError(f"{where}.group_size: expected one of {ALLOWED_GROUP_SIZES}, got {_describe(group_size)}")
-    if entry["method"] not in METHODS:
+    if not isinstance(entry["method"], str) or entry["method"] not in METHODS:
         raise CheckpointError(f"{where}.method: expected one of {METHODS}, got {_describe(entry['method'])}")
-    if entry["scale_dtype"] not in SCALE_DTYPES:
+    if not isinstance(entry["scale_dtype"], str) or entry["scale_dtype"] not in SCALE_DTYPES:
         raise CheckpointError(f"{where}.scale_dtype: expected one of {sorted(SCALE_DTYPES)}, got {_describe(entry['scale_dtype'])}")
 
 

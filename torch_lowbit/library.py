@@ -55,24 +55,37 @@ def _conv_empty(x: torch.Tensor, out_channels: int, oh: int, ow: int) -> torch.T
     return out.contiguous(memory_format=torch.channels_last) if reference.is_channels_last(x) else out
 
 
+def _one_device(**tensors: torch.Tensor | None) -> None:
+    """Raw calls mixing meta and real tensors reach the fake kernels (Meta wins the dispatch):
+    refuse them as the real kernels do, instead of returning a meta result."""
+    devices = {name: t.device for name, t in tensors.items() if t is not None}
+    if len(set(devices.values())) > 1:
+        raise RuntimeError(f"{', '.join(devices)}: expected on one device, got {', '.join(f'{n} on {d}' for n, d in devices.items())}")
+
+
 def _fake_bcq_dequantize(planes, alpha, offset, in_features, group_size):
+    _one_device(planes=planes, alpha=alpha, offset=offset)
     return alpha.new_empty((alpha.shape[2], in_features))
 
 
 def _fake_bcq_linear(x, planes, alpha, offset, in_features, group_size, bias=None):
+    _one_device(x=x, planes=planes, alpha=alpha, offset=offset, bias=bias)
     return x.new_empty((x.shape[0], alpha.shape[2]))
 
 
 def _fake_tiled_gemm(x, weight):
+    _one_device(x=x, weight=weight)
     return x.new_empty((x.shape[0], weight.shape[0]))
 
 
 def _fake_conv(x, weight, bias, stride, padding, dilation, groups):
+    _one_device(x=x, weight=weight, bias=bias)
     oh, ow = conv_out_hw(x.shape[2], x.shape[3], weight.shape[2], weight.shape[3], stride, padding, dilation)
     return _conv_empty(x, weight.shape[0], oh, ow)
 
 
 def _fake_conv_bcq(x, planes, alpha, offset, weight_shape, group_size, bias, stride, padding, dilation, groups):
+    _one_device(x=x, planes=planes, alpha=alpha, offset=offset, bias=bias)
     oh, ow = conv_out_hw(x.shape[2], x.shape[3], weight_shape[2], weight_shape[3], stride, padding, dilation)
     return _conv_empty(x, weight_shape[0], oh, ow)
 

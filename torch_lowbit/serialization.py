@@ -98,7 +98,9 @@ def save(model: nn.Module, directory: str | os.PathLike, tokenizer: Any = None) 
 
     def write(tmp: Path) -> None:
         weights = tmp / WEIGHTS_NAME
-        save_file(tensors, str(weights), metadata={"format": "pt", "torch_lowbit_format_version": str(FORMAT_VERSION)})
+        # One metadata key: safetensors writes its metadata map in hash order, which differs
+        # between processes; with one key the same model always gives the same bytes.
+        save_file(tensors, str(weights), metadata={"format": "pt"})
         quant_config["weights_sha256"] = checks.file_sha256(weights)
         quant_config["config_sha256"] = checks.config_sha256(quant_config)
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True, default=str))

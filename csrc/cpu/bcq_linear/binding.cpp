@@ -24,8 +24,9 @@ void add_bias(at::Tensor& y, const at::Tensor& bias) {
 at::Tensor bcq_linear_cpu(const at::Tensor& x, const at::Tensor& planes, const at::Tensor& alpha,
                           const at::Tensor& offset, int64_t K, int64_t G,
                           const std::optional<at::Tensor>& bias) {
-  TORCH_CHECK(x.dim() == 2, "x: expected 2-D [M, K], got ", x.sizes());
-  check_linear_bias(bias, alpha.size(-1), x);
+  check_bcq(planes, alpha, offset, K, G);  // before any size() below: raw calls can pass anything
+  check_activation(x, K, planes);
+  check_linear_bias(bias, alpha.size(2), x);
   const auto kernel = select_bcq_linear(x.size(0), planes.size(0), active_isa(),
                                         x.scalar_type() == at::kBFloat16, lut_tables());
   auto y = kernel == BcqLinearKernel::kLut ? lut_gemm_f32(x, planes, alpha, offset, K, G)

@@ -15,8 +15,9 @@ constexpr int64_t kLutMaxRowBits = 96;
 at::Tensor bcq_linear_cuda(const at::Tensor& x, const at::Tensor& planes, const at::Tensor& alpha,
                            const at::Tensor& offset, int64_t K, int64_t G,
                            const std::optional<at::Tensor>& bias) {
-  TORCH_CHECK(x.dim() == 2, "x: expected 2-D [M, K], got ", x.sizes());
-  check_linear_bias(bias, alpha.size(-1), x);
+  check_bcq(planes, alpha, offset, K, G);  // before any size() below: raw calls can pass anything
+  check_activation(x, K, planes);
+  check_linear_bias(bias, alpha.size(2), x);
   auto y = x.size(0) * planes.size(0) <= kLutMaxRowBits ? lut_gemm_cuda(x, planes, alpha, offset, K, G)
                                                         : tiled_gemm_bcq_cuda(x, planes, alpha, offset, K, G);
   if (bias) y.add_(bias->to(y.scalar_type()));
