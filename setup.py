@@ -3,6 +3,9 @@ is found.
 
 Environment:
   TORCH_LOWBIT_CPU_ONLY=1    skip the CUDA sources (a quick CPU-only build)
+  TORCH_LOWBIT_SANITIZE=1    CPU-only build with AddressSanitizer + UndefinedBehaviorSanitizer
+                             (-O1 -g); run it as .ci/sanitizers does (LD_PRELOAD of the runtimes,
+                             TORCH_LOWBIT_EXTENSION pointing at the built .so)
   CUDA_HOME                  the CUDA toolkit (default: /usr/local/cuda when it has nvcc)
   TORCH_CUDA_ARCH_LIST       CUDA archs, default "8.0;8.6;8.9;9.0" (A100, RTX 30xx/A10, Ada, Hopper)
   MAX_JOBS                   parallel compile jobs (ninja)
@@ -44,8 +47,17 @@ DEFAULT_CUDA_ARCHS = "8.0;8.6;8.9;9.0"
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 
+def env_flag(name: str) -> bool:
+    return os.environ.get(name, "0") not in ("", "0")
+
+
+SANITIZE = env_flag("TORCH_LOWBIT_SANITIZE")
+# vptr checks need RTTI of torch's own classes across libraries: false reports, left out.
+SANITIZER_FLAGS = ["-fsanitize=address,undefined", "-fno-sanitize=vptr", "-fno-omit-frame-pointer", "-g", "-O1"]
+
+
 def want_cuda() -> bool:
-    if os.environ.get("TORCH_LOWBIT_CPU_ONLY", "0") not in ("", "0"):
+    if env_flag("TORCH_LOWBIT_CPU_ONLY") or SANITIZE:
         return False
     if torch.version.cuda is None:
         print("torch_lowbit: torch has no CUDA, building the CPU kernels only")
@@ -83,8 +95,12 @@ def extension():
             extra_compile_args={"cxx": cxx + defines, "nvcc": ["-O3"]},
             extra_link_args=["-fopenmp"],
         )
+    link = ["-fopenmp"]
+    if SANITIZE:
+        print("torch_lowbit: building the CPU kernels with ASan + UBSan")
+        cxx, link = cxx[1:] + SANITIZER_FLAGS, link + SANITIZER_FLAGS[:2]
     return cpp_extension.CppExtension(
-        "torch_lowbit._C", cpu_sources, include_dirs=include_dirs, extra_compile_args={"cxx": cxx}, extra_link_args=["-fopenmp"]
+        "torch_lowbit._C", cpu_sources, include_dirs=include_dirs, extra_compile_args={"cxx": cxx}, extra_link_args=link
     )
 
 

@@ -25,6 +25,29 @@ def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     return ((out.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-12)).item()
 
 
+# int8 activation tables: a 32-activation block's 8 quad sums round by at most largest/254
+# each, so |int8 - exact| <= 8/254 of sum |x| * sum_b |alpha_b| (lut_tables_int8.cpp).
+INT8_TABLE_BOUND = 8 / 254
+
+
+def bcq_magnitude(x: torch.Tensor, qw) -> torch.Tensor:
+    """sum_k |x[m, k]| (sum_b |alpha_b| + |offset|)[n, k]: the size of the terms an output sums,
+    what its rounding error scales with (a norm-relative error of a few outputs that cancel
+    says nothing)."""
+    from torch_lowbit import reference
+
+    w = reference.bcq_dequantize(torch.full_like(qw.planes, 255), qw.alpha.float().abs(), qw.offset.float().abs(), qw.in_features, qw.effective_group_size)
+    return x.float().abs().reshape(-1, qw.in_features) @ w.t()
+
+
+def within_int8_table_bound(out: torch.Tensor, ref: torch.Tensor, x: torch.Tensor, qw, slack: float = 1e-3) -> float:
+    """max |out - ref| / bound, elementwise (<= 1 passes); the bound adds out's own rounding."""
+    mag = bcq_magnitude(x, qw).reshape(out.shape)
+    eps = torch.finfo(out.dtype).eps
+    bound = (INT8_TABLE_BOUND + slack) * mag + 2 * eps * ref.float().abs() + 1e-30
+    return ((out.float() - ref.float()).abs() / bound).max().item()
+
+
 class CpuBackend(str):
     """backend="cpu" with the SIMD path (ISA) the CPU kernels are forced to for the test."""
 

@@ -4,13 +4,16 @@ fp32 tables and the reference, on every SIMD path this CPU has.
 The int8 tables round each chunk's signed sums to int8 with one scale per 64 (or 32)
 activations: ~0.6-0.8% relative output error at K = 4096, which the issue bounds at 1% on
 Gaussian and on outlier-heavy activations (0.5% of entries x30). Odd small shapes (a few
-outputs, a few chunks) are noisier and are held to 2.5%: a wrong index or scale gives ~100%.
+outputs, a few chunks) are held elementwise to the tables' worst-case rounding bound
+(conftest.INT8_TABLE_BOUND: 8/254 of the summed terms' size): a norm-relative error over a
+handful of outputs that cancel measured 2.7% on a correct kernel, while a wrong index or scale
+breaks the elementwise bound by orders of magnitude.
 """
 import pytest
 import torch
 
 import torch_lowbit
-from conftest import CPU_ISAS, rel_err
+from conftest import CPU_ISAS, rel_err, within_int8_table_bound
 from torch_lowbit.backends import native
 
 SIMD_ISAS = [isa for isa in CPU_ISAS if isa != "portable"]
@@ -49,8 +52,9 @@ def test_int8_tables_odd_shapes(isa, bits, dtype, method):
         x = torch.randn(m, k).to(dtype)
         fast, exact = _both(torch_lowbit.ops.lut_gemm, x, qw)
         assert fast.dtype == dtype and fast.shape == (m, n)
-        assert rel_err(fast, exact) < 2.5e-2, (m, n, k, gs)
-        assert rel_err(fast.float(), x.float() @ qw.dequantize().T) < 3e-2, (m, n, k, gs)
+        assert not torch.isnan(fast).any()
+        assert within_int8_table_bound(fast, exact, x, qw) <= 1, (m, n, k, gs)
+        assert within_int8_table_bound(fast, x.float() @ qw.dequantize().T, x, qw) <= 1, (m, n, k, gs)
 
 
 @pytest.mark.parametrize("outliers", [False, True], ids=["gaussian", "outliers"])

@@ -85,6 +85,16 @@ inline void check_activation(const at::Tensor& x, int64_t K, const at::Tensor& l
   TORCH_CHECK(x.device() == like.device(), "x and the weight must be on one device");
 }
 
+// Conv geometry values (weight dims, groups, stride, padding, dilation) stay below 2^31, so
+// every product and sum of two of them fits int64: a raw call passing 2^62 gets an error, not
+// a wrapped size.
+constexpr int64_t kMaxConvValue = (int64_t{1} << 31) - 1;
+
+inline void check_conv_values(at::IntArrayRef values, const char* name) {
+  for (const int64_t v : values)
+    TORCH_CHECK(v >= 0 && v <= kMaxConvValue, name, ": values must be in [0, 2^31), got ", values);
+}
+
 // Validates a conv call and returns its geometry (padding = top, bottom, left, right).
 inline ConvShape conv_shape(const at::Tensor& x, at::IntArrayRef weight_shape,
                             at::IntArrayRef stride, at::IntArrayRef padding,
@@ -94,6 +104,11 @@ inline ConvShape conv_shape(const at::Tensor& x, at::IntArrayRef weight_shape,
   TORCH_CHECK(weight_shape.size() == 4, "weight: expected 4-D [O, C/groups, R, S]");
   TORCH_CHECK(stride.size() == 2 && padding.size() == 4 && dilation.size() == 2,
               "stride/dilation need 2 values, padding 4 (top, bottom, left, right)");
+  check_conv_values(weight_shape, "weight_shape");
+  check_conv_values(stride, "stride");
+  check_conv_values(padding, "padding");
+  check_conv_values(dilation, "dilation");
+  TORCH_CHECK(groups >= 1 && groups <= kMaxConvValue, "groups: expected 1 to 2^31 - 1, got ", groups);
   ConvShape s;
   s.N = x.size(0); s.C = x.size(1); s.H = x.size(2); s.W = x.size(3);
   s.O = weight_shape[0]; s.R = weight_shape[2]; s.S = weight_shape[3]; s.groups = groups;
@@ -144,7 +159,10 @@ inline int64_t check_conv_bcq(const at::Tensor& planes, const at::Tensor& alpha,
                               const at::Tensor& offset, at::IntArrayRef weight_shape, int64_t G,
                               const at::Tensor& x) {
   TORCH_CHECK(weight_shape.size() == 4, "weight_shape: expected [O, C/groups, R, S]");
-  const int64_t K = weight_shape[1] * weight_shape[2] * weight_shape[3];
+  check_conv_values(weight_shape, "weight_shape");
+  int64_t K = 0;
+  TORCH_CHECK(!__builtin_mul_overflow(weight_shape[1] * weight_shape[2], weight_shape[3], &K),
+              "weight_shape: C/groups * R * S overflows, got ", weight_shape);
   check_bcq(planes, alpha, offset, K, G);
   TORCH_CHECK(alpha.size(2) == weight_shape[0], "alpha: ", alpha.size(2), " rows for ",
               weight_shape[0], " output channels");

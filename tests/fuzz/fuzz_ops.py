@@ -399,7 +399,14 @@ def main(argv=None) -> int:
     parser.add_argument("--cases", type=int, default=5000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--progress", type=Path, default=None)
+    parser.add_argument("--memory-limit-gb", type=float, default=8.0,
+                        help="address-space limit, so that a call asking for absurd memory fails inside the process (a finding) instead of being OOM-killed; not under ASan")
     args = parser.parse_args(argv)
+    if args.memory_limit_gb > 0 and "asan" not in os.environ.get("LD_PRELOAD", ""):
+        import resource
+
+        limit = int(args.memory_limit_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     counts: dict = {}
     try:
         make_test(args.cases, args.seed, args.progress, counts)()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
+import os
+import sys
 from types import ModuleType
 
 _BUILD_HINT = (
@@ -16,11 +19,31 @@ _BUILD_HINT = (
 
 @functools.lru_cache(maxsize=None)
 def load() -> ModuleType:
-    """Import torch_lowbit._C, raising ImportError with build instructions if it is missing."""
+    """Import torch_lowbit._C, raising ImportError with build instructions if it is missing.
+
+    TORCH_LOWBIT_EXTENSION=/path/to/_C.so loads that build instead (the sanitizer build of
+    .ci/sanitizers, kept apart from the installed one)."""
+    path = os.environ.get("TORCH_LOWBIT_EXTENSION")
+    if path:
+        return _load_from(path)
     try:
         return importlib.import_module("torch_lowbit._C")
     except ImportError as err:
         raise ImportError(_BUILD_HINT.format(err=err)) from err
+
+
+def _load_from(path: str) -> ModuleType:
+    if not os.path.isfile(path):
+        raise ImportError(f"TORCH_LOWBIT_EXTENSION: {path} is not a file (expected a built torch_lowbit _C extension)")
+    spec = importlib.util.spec_from_file_location("torch_lowbit._C", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["torch_lowbit._C"] = module
+    try:
+        spec.loader.exec_module(module)
+    except ImportError as err:
+        del sys.modules["torch_lowbit._C"]
+        raise ImportError(f"TORCH_LOWBIT_EXTENSION: {path} failed to load ({err})") from err
+    return module
 
 
 def build_info() -> dict:
