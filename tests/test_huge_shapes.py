@@ -4,7 +4,8 @@ whose bytes sit past 2^31 (and the first rows), against the reference on those r
 
 The default run allocates ~2.2 GB. Ops whose *output* or dense operand has more than 2^31
 elements (bcq_dequantize of such a weight: 8.6 GB of fp32; dense tiled GEMM and im2win conv at
-that size) run with TORCH_LOWBIT_TEST_HUGE_OUTPUTS=1 (needs ~20 GB of memory)."""
+that size) run with TORCH_LOWBIT_TEST_HUGE_OUTPUTS=1 (needs ~20 GB of memory; a conv *input* past
+2^31 elements needs ~34 GB: the kernel's fp32 NHWC copy of it alone is 8.6 GB)."""
 import os
 
 import pytest
@@ -77,6 +78,27 @@ def test_dense_tiled_gemm_past_2_pow_31_weight_elements():
 
 
 @pytest.mark.skipif(not HUGE_OUTPUTS, reason="set TORCH_LOWBIT_TEST_HUGE_OUTPUTS=1 (needs ~20 GB)")
+def test_conv_past_2_pow_31_output_elements():
+    # 64 output channels of a 2^25 + 2^13 pixel image: output offsets past 2^31, input 64 MB.
+    h, w = 1 << 12, (1 << 13) + 2
+    x = torch.ones(1, 1, h, w, dtype=torch.bfloat16)
+    x[0, 0, -1, -1] = 3
+    weight = torch.arange(1, 65, dtype=torch.bfloat16).reshape(64, 1, 1, 1)
+    y = torch_lowbit.ops.im2win_conv2d(x, weight)
+    assert y.shape == (1, 64, h, w) and y.numel() > 2**31
+    assert y[0, 0, 0, 0].item() == 1 and y[0, 63, 0, 0].item() == 64 and y[0, 63, -1, -1].item() == 192
+
+
+def _available_gb() -> float:
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) / 2**20
+    except (OSError, KeyError, ValueError):
+        return 0.0
+
+
+@pytest.mark.skipif(not HUGE_OUTPUTS or _available_gb() < 34, reason="set TORCH_LOWBIT_TEST_HUGE_OUTPUTS=1, needs ~34 GB free")
 def test_conv_past_2_pow_31_input_elements():
     x = torch.ones(1, 2, 1 << 15, (1 << 15) + 8, dtype=torch.bfloat16)  # 2^31 + 2^19 elements
     x[0, :, -1, -1] = 3
