@@ -41,6 +41,15 @@ def test_bad_input_raises_named_error(call, exc, match):
         call()
 
 
+@pytest.mark.parametrize("scale", [1e6, 1e-9], ids=["overflow", "underflow"])
+def test_weights_float16_scales_cannot_hold_are_refused(scale):
+    w = torch.randn(8, 64) * scale
+    with pytest.raises(ValueError, match="scale_dtype=torch.float32"):
+        torch_lowbit.quantize_weight(w, bits=3, group_size=32)
+    qw = torch_lowbit.quantize_weight(w, bits=3, group_size=32, scale_dtype=torch.float32)
+    assert ((qw.dequantize() - w).norm() / w.norm()).item() < 0.3
+
+
 def test_unavailable_backend_says_so(monkeypatch):
     x = torch.randn(2, 64)
     with pytest.raises(RuntimeError, match="CUDA tensors"):

@@ -62,9 +62,31 @@ def quantize_weight(
         codes, alpha, z = gptq_quantize(w2d, wg, hessian, bits, gptq_grid=gptq_grid, refit=refit, damp=damp)
     else:
         codes, alpha, z = fit_in_row_chunks(FITTERS[method], wg, bits)
+    _check_scales_fit(wg, alpha, z, bits, scale_dtype)
     shifts = torch.arange(bits, device=codes.device, dtype=torch.uint8).view(bits, 1, 1)
     signs = ((codes.reshape(1, n, kp) >> shifts) & 1).bool()  # uint8 math: [bits, N, Kp] bytes
     planes = pack_signs(signs)
     alpha_t = alpha.permute(2, 1, 0).to(scale_dtype).contiguous()  # [bits, ng, N]
     offset_t = z.t().to(scale_dtype).contiguous()  # [ng, N]
     return QuantizedWeight(planes, alpha_t, offset_t, tuple(w.shape), group_size, method)
+
+
+def _check_scales_fit(wg: torch.Tensor, alpha: torch.Tensor, z: torch.Tensor, bits: int, scale_dtype: torch.dtype) -> None:
+    """Refuse scales the scale dtype cannot hold: stored as float16, weights beyond ~6e4 overflow
+    to inf and groups spanning less than ~1e-6 round to zero, both silently. The test: where the
+    cast can move a group's weights by more than a quarter of the group's span (the result is no
+    longer the weight that was quantized; ordinary rounding of fp16 scales moves them by ~1e-3
+    of a step at 3 bits)."""
+    if scale_dtype == torch.float32:
+        return
+    limit = torch.finfo(scale_dtype).max
+    if alpha.abs().amax() > limit or z.abs().amax() > limit:
+        raise ValueError(f"w: its scales reach {max(alpha.abs().amax().item(), z.abs().amax().item()):.3g}, beyond {scale_dtype}'s range ({limit:.0f}); pass scale_dtype=torch.float32")
+    moved = (alpha.to(scale_dtype).float() - alpha).abs().sum(-1) + (z.to(scale_dtype).float() - z).abs()  # [N, ng]
+    span = wg.amax(-1) - wg.amin(-1)
+    bad = (span > 0) & (moved > span / 4)
+    if bad.any():
+        raise ValueError(
+            f"w: {int(bad.sum())} groups (spans down to {span[bad].min().item():.3g}) move by more than a quarter of their span when "
+            f"their scales are stored as {scale_dtype}; pass scale_dtype=torch.float32"
+        )
