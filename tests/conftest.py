@@ -12,6 +12,7 @@ os.environ.setdefault("TORCH_LOWBIT_POISON", "1")  # outputs start as NaN: unwri
 import torch_lowbit  # noqa: E402
 from torch_lowbit import dispatch  # noqa: E402
 from torch_lowbit.backends import native  # noqa: E402
+from error_bounds import INT8_TABLE_BOUND, abs_weight  # noqa: E402
 
 # Relative error bounds against the reference (docs/DESIGN.md, Testing method). fp32 allows 3e-5:
 # kernels and reference sum in different orders, and a single output (N = M = 1) with
@@ -25,18 +26,14 @@ def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
     return ((out.float() - ref.float()).norm() / ref.float().norm().clamp_min(1e-12)).item()
 
 
-# int8 activation tables: a 32-activation block's 8 quad sums round by at most largest/254
-# each, so |int8 - exact| <= 8/254 of sum |x| * sum_b |alpha_b| (lut_tables_int8.cpp).
-INT8_TABLE_BOUND = 8 / 254
-
-
 def bcq_magnitude(x: torch.Tensor, qw) -> torch.Tensor:
     """sum_k |x[m, k]| (sum_b |alpha_b| + |offset|)[n, k]: the size of the terms an output sums,
     what its rounding error scales with (a norm-relative error of a few outputs that cancel
     says nothing)."""
     from torch_lowbit import reference
 
-    w = reference.bcq_dequantize(torch.full_like(qw.planes, 255), qw.alpha.float().abs(), qw.offset.float().abs(), qw.in_features, qw.effective_group_size)
+    planes, alpha, offset = abs_weight(qw.planes, qw.alpha.float(), qw.offset.float())
+    w = reference.bcq_dequantize(planes, alpha, offset, qw.in_features, qw.effective_group_size)
     return x.float().abs().reshape(-1, qw.in_features) @ w.t()
 
 

@@ -5,7 +5,7 @@ The int8 tables round each chunk's signed sums to int8 with one scale per 64 (or
 activations: ~0.6-0.8% relative output error at K = 4096, which the issue bounds at 1% on
 Gaussian and on outlier-heavy activations (0.5% of entries x30). Odd small shapes (a few
 outputs, a few chunks) are held elementwise to the tables' worst-case rounding bound
-(conftest.INT8_TABLE_BOUND: 8/254 of the summed terms' size): a norm-relative error over a
+(tests/error_bounds.py INT8_TABLE_BOUND: 8/254 of the summed terms' size): a norm-relative error over a
 handful of outputs that cancel measured 2.7% on a correct kernel, while a wrong index or scale
 breaks the elementwise bound by orders of magnitude.
 """

@@ -17,13 +17,12 @@ from typing import Any
 
 import torch
 
-from torch_lowbit.config import METHODS
+from torch_lowbit.config import METHODS, SCALE_DTYPE_BY_NAME
 from torch_lowbit.format import ALLOWED_GROUP_SIZES, FORMAT_VERSION
 
 QUANT_METHOD = "torch_lowbit"
 MODULE_KINDS = {"linear": 2, "conv2d": 4}  # kind -> rank of the weight shape
 MODULE_FIELDS = ("kind", "shape", "bits", "group_size", "method", "scale_dtype")
-SCALE_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 HASH_FIELDS = ("config_sha256", "weights_sha256")
 TOP_LEVEL_FIELDS = ("quant_method", "format_version", "modules", "tied", "non_persistent_buffers", *HASH_FIELDS)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -90,8 +89,8 @@ def check_module_entry(name: str, entry: Any) -> None:
         raise CheckpointError(f"{where}.group_size: expected one of {ALLOWED_GROUP_SIZES}, got {_describe(group_size)}")
     if not isinstance(entry["method"], str) or entry["method"] not in METHODS:
         raise CheckpointError(f"{where}.method: expected one of {METHODS}, got {_describe(entry['method'])}")
-    if not isinstance(entry["scale_dtype"], str) or entry["scale_dtype"] not in SCALE_DTYPES:
-        raise CheckpointError(f"{where}.scale_dtype: expected one of {sorted(SCALE_DTYPES)}, got {_describe(entry['scale_dtype'])}")
+    if not isinstance(entry["scale_dtype"], str) or entry["scale_dtype"] not in SCALE_DTYPE_BY_NAME:
+        raise CheckpointError(f"{where}.scale_dtype: expected one of {sorted(SCALE_DTYPE_BY_NAME)}, got {_describe(entry['scale_dtype'])}")
 
 
 def check_quantization_config(qc: Any) -> dict:

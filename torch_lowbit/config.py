@@ -23,6 +23,7 @@ from torch_lowbit.format import ALLOWED_SCALE_DTYPES, check_bits, check_group_si
 METHODS = ("rtn", "mse", "bcq", "gptq")
 DATA_FREE_METHODS = ("rtn", "mse", "bcq")
 _SCALE_DTYPE_NAMES = {torch.float16: "float16", torch.float32: "float32"}
+SCALE_DTYPE_BY_NAME = {name: dtype for dtype, name in _SCALE_DTYPE_NAMES.items()}  # what checkpoints record
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,11 +50,10 @@ class QuantConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "QuantConfig":
-        names = {v: k for k, v in _SCALE_DTYPE_NAMES.items()}
         scale = data.get("scale_dtype", "float16")
-        if scale not in names:
+        if scale not in SCALE_DTYPE_BY_NAME:
             raise ValueError(f"scale_dtype: expected 'float16' or 'float32', got {scale!r}")
-        return cls(bits=data["bits"], group_size=data["group_size"], method=data.get("method", "rtn"), scale_dtype=names[scale])
+        return cls(bits=data["bits"], group_size=data["group_size"], method=data.get("method", "rtn"), scale_dtype=SCALE_DTYPE_BY_NAME[scale])
 
     def with_override(self, value: int | Mapping[str, Any], pattern: str = "") -> "QuantConfig":
         """This config changed by a patch() override: bits alone, or a dict of bits/group_size/method."""

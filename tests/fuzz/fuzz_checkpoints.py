@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import os
 import random
@@ -34,7 +35,7 @@ from torch import nn
 
 import torch_lowbit
 from torch_lowbit import CheckpointError
-from torch_lowbit.checkpoint_checks import config_sha256, file_sha256
+from torch_lowbit.checkpoint_checks import config_sha256
 
 SPECIAL_VALUES = [
     -1, 0, 1, 2, 3, 7, 8, 9, 16, 31, 32, 48, 64, 128, 256, 2**31, 2**63, -(2**63), 3.5, 1.0, float("nan"), float("inf"),
@@ -116,15 +117,17 @@ def _rehash_config(cfg):
         qc["config_sha256"] = config_sha256(qc)
 
 
-def _rehash_weights(cfg, weights: bytes, tmp: Path):
+def _rehash_checksums(files):
+    """Redo both checksums for the edited files (a deliberate edit, not corruption)."""
+    cfg = json.loads(files["config.json"])
     qc = cfg.get("quantization_config")
     if isinstance(qc, dict) and "weights_sha256" in qc:
-        p = tmp / "hash.bin"
-        p.write_bytes(weights)
-        qc["weights_sha256"] = file_sha256(p)
+        qc["weights_sha256"] = hashlib.sha256(files["model.safetensors"]).hexdigest()
+    _rehash_config(cfg)
+    files["config.json"] = json.dumps(cfg).encode()
 
 
-def mutate_config(rng, files, tmp):
+def mutate_config(rng, files):
     cfg = json.loads(files["config.json"])
     qc_paths = [p for p, _ in _paths(cfg) if p[:1] == ("quantization_config",) and len(p) > 1]
     path = rng.choice(qc_paths)
@@ -146,7 +149,7 @@ def mutate_config(rng, files, tmp):
     return f"config {'/'.join(map(str, path))}"
 
 
-def mutate_file_bytes(rng, files, tmp):
+def mutate_file_bytes(rng, files):
     name = rng.choice(["model.safetensors", "model.safetensors", "config.json"])
     data = bytearray(files[name])
     op = rng.choice(["truncate", "flip_header", "flip_data", "garbage", "delete", "empty"])
@@ -168,15 +171,11 @@ def mutate_file_bytes(rng, files, tmp):
         data = bytearray()
     files[name] = bytes(data)
     if name == "model.safetensors" and op == "flip_header" and rng.random() < 0.5:
-        # a header edit with the checksum redone: the structural checks must catch it
-        cfg = json.loads(files["config.json"])
-        _rehash_weights(cfg, files[name], tmp)
-        _rehash_config(cfg)
-        files["config.json"] = json.dumps(cfg).encode()
+        _rehash_checksums(files)  # a header edit with the checksum redone: the structural checks must catch it
     return f"{name} {op}"
 
 
-def mutate_tensors(rng, files, tmp):
+def mutate_tensors(rng, files):
     from safetensors.torch import load, save
 
     tensors = load(files["model.safetensors"])
@@ -205,20 +204,17 @@ def mutate_tensors(rng, files, tmp):
     data = save(tensors, metadata={"format": "pt"})
     files["model.safetensors"] = data
     if rehash:
-        cfg = json.loads(files["config.json"])
-        _rehash_weights(cfg, data, tmp)
-        _rehash_config(cfg)
-        files["config.json"] = json.dumps(cfg).encode()
+        _rehash_checksums(files)
     return f"tensor {name} {op}"
 
 
 MUTATIONS = [mutate_config, mutate_config, mutate_file_bytes, mutate_tensors]
 
 
-def _apply(mutation, rng, files, tmp) -> str:
+def _apply(mutation, rng, files) -> str:
     """A second mutation on files the first one already broke beyond parsing does nothing."""
     try:
-        return mutation(rng, files, tmp)
+        return mutation(rng, files)
     except Exception as err:  # noqa: BLE001
         return f"{mutation.__name__} skipped ({type(err).__name__})"
 
@@ -240,7 +236,7 @@ def run(cases: int, seed: int, progress: Path | None = None) -> dict:
         kind = rng.choice(sorted(originals))
         files, expected, skeleton = originals[kind]
         files = dict(files)
-        what = [_apply(rng.choice(MUTATIONS), rng, files, tmp) for _ in range(rng.choice([1, 1, 1, 2]))]
+        what = [_apply(rng.choice(MUTATIONS), rng, files) for _ in range(rng.choice([1, 1, 1, 2]))]
         d = tmp / "case"
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from pathlib import Path
@@ -31,6 +30,9 @@ import torch_lowbit
 from torch_lowbit import reference
 from torch_lowbit.backends import native
 from torch_lowbit.format import PANEL_ROWS, padded_layout, panels
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/: the shared error bounds
+from error_bounds import INT8_TABLE_BOUND, abs_weight  # noqa: E402
 
 RAW = torch.ops.torch_lowbit
 ARG_NAMES = ("x", "planes", "alpha", "offset", "in_features", "group_size", "bias", "weight", "weight_shape", "stride",
@@ -124,7 +126,7 @@ def judge_public(a: dict) -> str:
     except Exception as err:  # noqa: BLE001
         raise Finding(f"public {a['fn']} returned a result where the reference backend fails: {err}")
     qw = a["qw"]
-    abs_qw = torch_lowbit.QuantizedWeight(*_abs_weight(qw.planes, qw.alpha, qw.offset), qw.shape, qw.group_size)
+    abs_qw = torch_lowbit.QuantizedWeight(*abs_weight(qw.planes, qw.alpha, qw.offset), qw.shape, qw.group_size)
     mag = fn(a["x"].abs(), abs_qw, **{k: v for k, v in kwargs.items() if k != "bias"}, backend="reference")
     return _compare(out, ref, mag, _tolerance("public", a, native.cpu_lut_tables()))
 
@@ -301,15 +303,8 @@ def _tolerance(op, a, tables) -> float:
     if torch.bfloat16 in dtypes:
         tol = 1e-2  # bf16 kernels (AMX) round the expanded weight to bf16
     if tables == "int8" and op in ("bcq_linear", "lut_gemm", "public"):
-        # int8 tables: each quad sum of a 32-activation block rounds by at most largest/254,
-        # 8 quads a block: <= 8/254 of the block's sum |x| per unit |alpha| (docs/DESIGN.md).
-        tol = max(tol, 8 / 254 + 1e-3)
+        tol = max(tol, INT8_TABLE_BOUND + 1e-3)  # int8 tables' worst case (tests/error_bounds.py)
     return tol
-
-
-def _abs_weight(planes, alpha, offset):
-    """(planes of all +1, |alpha|, |offset|): the BCQ weight whose value is the largest |term|."""
-    return torch.full_like(planes, 255), alpha.abs(), offset.abs()
 
 
 def _magnitude(op, a):
@@ -321,7 +316,7 @@ def _magnitude(op, a):
         return reference.tiled_gemm(ax, a["weight"].abs())
     if op == "im2win_conv2d":
         return reference.im2win_conv2d(ax, a["weight"].abs(), None, a["stride"], a["padding"], a["dilation"], a["groups"])
-    planes, alpha, offset = _abs_weight(a["planes"], a["alpha"], a["offset"])
+    planes, alpha, offset = abs_weight(a["planes"], a["alpha"], a["offset"])
     if op == "bcq_dequantize":
         return reference.bcq_dequantize(planes, alpha, offset, a["in_features"], a["group_size"])
     if op == "im2win_conv2d_bcq":
