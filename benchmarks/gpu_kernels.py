@@ -161,9 +161,10 @@ def bench_tiles(quick: bool) -> list[dict]:
     from torch_lowbit.triton_kernels.dense_gemm import dense_gemm
 
     spec = tile_model.spec_for_device()
-    rows = []
+    rows, sweep_rows = [], []
     dense = [(s, s, s) for s in ((4096,) if quick else (1024, 2048, 4096, 8192))]
-    lowbit = [(1, 4096, 4096), (16, 28672, 7168), (256, 4096, 4096)][: 1 if quick else 3]
+    # the tiled low-bit kernel serves m >= 2 (one row runs the GEMV, whose tiles are set by rule)
+    lowbit = [(4, 4096, 4096), (16, 28672, 7168), (256, 4096, 4096)][: 1 if quick else 3]
     cases = [("dense fp16", m, n, k, 16) for m, n, k in dense] + [("3-bit g128", m, n, k, 3) for m, n, k in lowbit]
     for kind, m, n, k, bits in cases:
         x = torch.randn(m, k, device="cuda", dtype=torch.float16)
@@ -185,12 +186,18 @@ def bench_tiles(quick: bool) -> list[dict]:
                 measured[cfg] = cuda_ms(lambda: run(cfg), repeats=10, flush=m <= 32)
             except Exception as err:  # e.g. out of resources on this card
                 print(f"tile {cfg} failed: {err}", file=sys.stderr)
+        sweep_rows += [{"m": m, "n": n, "k": k, "weight_bits": bits, "group_size": group, "ms": t,
+                        **{f: getattr(c, f) for f in ("block_m", "block_n", "block_k", "num_warps", "num_stages", "split_k", "group_m")}}
+                       for c, t in measured.items()]
         best = min(measured, key=measured.get)
         order = sorted(measured, key=measured.get)
         rows.append({"family": "tiles", "shape": f"{kind} m={m} {n}x{k}", "m": m, "kernel": f"predicted {predicted}",
                      "ms": measured[predicted], "best": str(best), "best ms": measured[best], "swept": len(measured),
                      "rank": order.index(predicted) + 1, "vs best": measured[best] / measured[predicted]})
         print(f"tiles {kind} m={m} {n}x{k}: predicted/best = {measured[predicted] / measured[best]:.2f}", flush=True)
+    # every timed config: what benchmarks/fit_tile_forest.py fits the tile model's correction to
+    (RESULTS / "gpu_tile_sweep.json").write_text(json.dumps({"device": torch.cuda.get_device_name(), "spec": spec.name,
+                                                             "rows": sweep_rows}, indent=0))
     return rows
 
 
@@ -255,13 +262,15 @@ def main() -> None:
         raise SystemExit("gpu_kernels.py needs a CUDA GPU")
     meta = machine()
     rows = []
+    command = "python benchmarks/" + " ".join(["gpu_kernels.py"] + sys.argv[1:])
     for family in ("lowbit", "dense", "conv", "tiles"):
         if family in args.only:
             rows += FAMILIES[family](args.quick)
-    command = "python benchmarks/" + " ".join(["gpu_kernels.py"] + sys.argv[1:])
-    md = markdown(rows, meta, command)
-    write("gpu_kernels", rows, md, meta)
-    (RESULTS / "gpu_policy.json").write_text(json.dumps(gpu_policy(rows, meta, command), indent=1))
+            # written after every family, so a run stopped by a time limit keeps what it measured
+            md = markdown(rows, meta, command)
+            write("gpu_kernels", rows, md, meta)
+            (RESULTS / "gpu_policy.json").write_text(json.dumps(gpu_policy(rows, meta, command), indent=1))
+            print(f"[{family} done]", flush=True)
     print(md)
 
 

@@ -117,3 +117,36 @@ def test_cuda_family_follows_measured_tables(monkeypatch):
     assert dispatch.cuda_family("lut_gemm", 64, cuda, triton_ok=True) == "triton"  # unmeasured: the default
     assert dispatch.cuda_family("tiled_gemm", 1, cuda, triton_ok=True) == "triton"
     assert dispatch.cuda_family("lut_gemm", 16, cuda, triton_ok=False) == "cuda"  # no Triton installed
+
+
+def test_tile_forest_fits_a_sweep_and_corrects_the_ranking(tmp_path, monkeypatch):
+    # A synthetic "GPU" whose real times are the analytic model's times, 3x slower for the warp
+    # count the analytic model favours: the forest fitted to its sweep must learn to avoid it on
+    # a shape it never saw, and the saved file must be what rank_configs picks up for that GPU.
+    import math
+
+    import numpy as np
+
+    from torch_lowbit.backends.triton import tile_forest
+
+    spec = GPU_SPECS["A100"]
+    monkeypatch.setattr(tile_forest, "_loaded", {spec.name: None})
+    favoured = rank_configs(128, 8192, 8192, spec, 2, 3, 128)[0][1].num_warps
+
+    def real_ms(m, n, k, cfg):
+        return predict_ms(m, n, k, cfg, spec, 2, 3, 128) * (3.0 if cfg.num_warps == favoured else 1.0)
+    shapes = [(16, 4096, 4096), (32, 8192, 4096), (256, 4096, 4096), (64, 14336, 4096)]
+    x, y = [], []
+    for m, n, k in shapes:
+        for _, cfg in rank_configs(m, n, k, spec, 2, 3, 128)[:60]:
+            p = predict_ms(m, n, k, cfg, spec, 2, 3, 128)
+            x.append(tile_forest.features(m, n, k, cfg, 3, p))
+            y.append(math.log(real_ms(m, n, k, cfg) / p))
+    forest = tile_forest.Forest.fit(np.array(x), np.array(y), trees=20, seed=1)
+    monkeypatch.setattr(tile_forest, "POLICY_DIR", str(tmp_path))
+    forest.save(tile_forest.path_for(spec.name), spec.name, "synthetic test sweep")
+    monkeypatch.setattr(tile_forest, "_loaded", {})
+    loaded = tile_forest.for_gpu(spec.name)
+    assert np.allclose(loaded.predict(x[:5]), forest.predict(x[:5]))
+    ranked = rank_configs(128, 8192, 8192, spec, 2, 3, 128)  # a held-out shape
+    assert all(c.num_warps != favoured for _, c in ranked[:5])

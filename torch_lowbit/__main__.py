@@ -1,4 +1,4 @@
-"""Command line: `python -m torch_lowbit {env,demo,quantize}`."""
+"""Command line: `python -m torch_lowbit {env,demo,quantize,gpu-compile-check}`."""
 from __future__ import annotations
 
 import argparse
@@ -83,6 +83,12 @@ def cmd_quantize(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from torch_lowbit.config import METHODS
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["gpu-compile-check"]:  # its own parser: python -m torch_lowbit gpu-compile-check --help
+        from torch_lowbit import compile_check
+
+        return compile_check.main(argv[1:])
+
     parser = argparse.ArgumentParser(prog="python -m torch_lowbit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("env", help="versions, compiled kernels, CPU features").set_defaults(fn=cmd_env)
@@ -101,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     quant.add_argument("--calibration", help="text file, one calibration sample per line (for --method gptq)")
     quant.add_argument("--skip", nargs="*", default=["lm_head", "*.lm_head"], help="glob patterns of module names to keep float")
     quant.set_defaults(fn=cmd_quantize)
+    sub.add_parser("gpu-compile-check", help="compile every GPU kernel config for sm_80/89/90 and check the binaries (no GPU needed)",
+                   add_help=False)
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -7,10 +7,33 @@ Under TRITON_INTERPRET=1 these kernels run on CPU tensors (Triton's interpreter)
 tests them. There, bf16 operands are cast to fp32 before tl.dot (the interpreter's bf16 dot is
 wrong), which `dot_in_fp32()` decides.
 """
+import dataclasses
+
 import triton
 import triton.language as tl
 
 from torch_lowbit._env import env_flag
+
+
+@dataclasses.dataclass(frozen=True)
+class Launch:
+    """Everything a launch compiles from, computed from shapes and dtypes alone. The wrappers
+    launch through it, and the ahead-of-time compile check (torch_lowbit/compile_check/)
+    compiles the same record for sm_80/89/90 without a GPU, so it checks exactly what runs.
+
+    `pointer_dtypes` are the dtypes of the leading tensor arguments, `scalars` the integer
+    arguments after them, `meta` the constexprs plus num_warps/num_stages."""
+
+    kernel: object
+    grid: tuple
+    pointer_dtypes: tuple
+    scalars: tuple
+    meta: dict
+
+    def __call__(self, *tensors) -> None:
+        if len(tensors) != len(self.pointer_dtypes):
+            raise ValueError(f"{self.kernel.__name__}: expected {len(self.pointer_dtypes)} tensors, got {len(tensors)}")
+        self.kernel[self.grid](*tensors, *self.scalars, **self.meta)
 
 
 def dot_in_fp32() -> bool:

@@ -6,7 +6,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import new_output
+from . import Launch, new_output
 
 
 @triton.jit
@@ -30,6 +30,14 @@ def _bcq_dequantize_kernel(planes_ptr, alpha_ptr, offset_ptr, w_ptr, N, K, Kp, G
     tl.store(w_ptr + offs_n[:, None] * K + offs_k[None, :], w, mask=mask)
 
 
+def bcq_dequantize_launch(N: int, K: int, bits: int, Kp: int, group_size: int, scale_dtype: torch.dtype,
+                          block_n: int = 64, block_k: int = 128) -> Launch:
+    """Tensors, in order: planes, alpha, offset, W [N, K] fp32."""
+    grid = (triton.cdiv(N, block_n), triton.cdiv(K, block_k))
+    return Launch(_bcq_dequantize_kernel, grid, (torch.uint8, scale_dtype, scale_dtype, torch.float32),
+                  (N, K, Kp, group_size, Kp // group_size), dict(BITS=bits, BLOCK_N=block_n, BLOCK_K=block_k))
+
+
 def bcq_dequantize(planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, in_features: int,
                    group_size: int, block_n: int = 64, block_k: int = 128) -> torch.Tensor:
     """planes/alpha/offset contiguous -> W [N, in_features] fp32."""
@@ -38,7 +46,5 @@ def bcq_dequantize(planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tens
     w = new_output((n, in_features), torch.float32, planes.device)
     if n == 0 or in_features == 0:
         return w
-    grid = (triton.cdiv(n, block_n), triton.cdiv(in_features, block_k))
-    _bcq_dequantize_kernel[grid](planes, alpha, offset, w, n, in_features, row_bytes * 8, group_size,
-                                 row_bytes * 8 // group_size, BITS=bits, BLOCK_N=block_n, BLOCK_K=block_k)
+    bcq_dequantize_launch(n, in_features, bits, row_bytes * 8, group_size, alpha.dtype, block_n, block_k)(planes, alpha, offset, w)
     return w

@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import dot_in_fp32, grouped_tile, new_output
+from . import Launch, dot_in_fp32, grouped_tile, new_output
 
 
 @triton.jit
@@ -78,6 +78,27 @@ def _bcq_gemm_kernel(
         tl.store(y_ptr + offs_m[:, None] * N + offs_n[None, :], acc.to(y_ptr.dtype.element_ty), mask=out_mask)
 
 
+def bcq_gemm_launch(M: int, N: int, K: int, bits: int, Kp: int, group_size: int, act_dtype: torch.dtype,
+                    scale_dtype: torch.dtype, block_m: int, block_n: int, block_k: int, split_k: int = 1,
+                    group_m: int = 8, num_warps: int = 4, num_stages: int = 3) -> tuple[Launch, int]:
+    """The launch of y[M, N] = x[M, K] @ W^T for K padded to Kp, and its split count (the K-splits
+    actually used: never an empty one). Tensors, in order: x, planes, alpha, offset, target
+    (the fp32 partials [splits, M, N] when splits > 1, else y)."""
+    ng = Kp // group_size
+    fp32 = dot_in_fp32() or act_dtype == torch.float32
+    k_steps = triton.cdiv(Kp, block_k)
+    split_k = max(1, min(split_k, k_steps))
+    k_per_split = triton.cdiv(k_steps, split_k) * block_k
+    split_k = triton.cdiv(Kp, k_per_split)  # no empty splits
+    partial = split_k > 1
+    aligned = group_size % block_k == 0 or ng == 1
+    grid = (triton.cdiv(M, block_m) * triton.cdiv(N, block_n), split_k)
+    meta = dict(BITS=bits, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=group_m,
+                GROUP_ALIGNED=aligned, PARTIAL=partial, DOT_FP32=fp32, num_warps=num_warps, num_stages=num_stages)
+    pointers = (act_dtype, torch.uint8, scale_dtype, scale_dtype, torch.float32 if partial else act_dtype)
+    return Launch(_bcq_gemm_kernel, grid, pointers, (M, N, K, Kp, group_size, ng, k_per_split), meta), split_k
+
+
 def bcq_gemm(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor,
              in_features: int, group_size: int, block_m: int, block_n: int, block_k: int,
              split_k: int = 1, group_m: int = 8, num_warps: int = 4, num_stages: int = 3) -> torch.Tensor:
@@ -86,25 +107,13 @@ def bcq_gemm(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset:
     M, K = x.shape
     bits, _, row_bytes, _ = planes.shape
     N = alpha.shape[2]
-    Kp = row_bytes * 8
-    ng = Kp // group_size
     y = new_output((M, N), x.dtype, x.device)
     if M == 0 or N == 0:
         return y
-    fp32 = dot_in_fp32() or x.dtype == torch.float32
-    k_steps = triton.cdiv(Kp, block_k)
-    split_k = max(1, min(split_k, k_steps))
-    k_per_split = triton.cdiv(k_steps, split_k) * block_k
-    split_k = triton.cdiv(Kp, k_per_split)  # no empty splits
-    partial = split_k > 1
-    target = new_output((split_k, M, N), torch.float32, x.device) if partial else y
-    aligned = group_size % block_k == 0 or ng == 1
-    grid = (triton.cdiv(M, block_m) * triton.cdiv(N, block_n), split_k)
-    _bcq_gemm_kernel[grid](
-        x, planes, alpha, offset, target, M, N, K, Kp, group_size, ng, k_per_split,
-        BITS=bits, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=group_m,
-        GROUP_ALIGNED=aligned, PARTIAL=partial, DOT_FP32=fp32, num_warps=num_warps, num_stages=num_stages,
-    )
-    if partial:
+    launch, splits = bcq_gemm_launch(M, N, K, bits, row_bytes * 8, group_size, x.dtype, alpha.dtype, block_m, block_n,
+                                     block_k, split_k, group_m, num_warps, num_stages)
+    target = new_output((splits, M, N), torch.float32, x.device) if splits > 1 else y
+    launch(x, planes, alpha, offset, target)
+    if splits > 1:
         y.copy_(target.sum(dim=0))  # a fixed-order reduction: deterministic
     return y

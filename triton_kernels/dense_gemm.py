@@ -4,7 +4,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import dot_in_fp32, grouped_tile, new_output
+from . import Launch, dot_in_fp32, grouped_tile, new_output
 
 
 @triton.jit
@@ -31,6 +31,16 @@ def _dense_gemm_kernel(
              mask=(offs_m[:, None] < M) & (offs_n[None, :] < N))
 
 
+def dense_gemm_launch(M: int, N: int, K: int, act_dtype: torch.dtype, weight_dtype: torch.dtype, block_m: int, block_n: int,
+                      block_k: int, group_m: int = 8, num_warps: int = 4, num_stages: int = 3) -> Launch:
+    """Tensors, in order: x [M, K], w [N, K], y [M, N] (x's dtype)."""
+    fp32 = dot_in_fp32() or act_dtype == torch.float32
+    grid = (triton.cdiv(M, block_m) * triton.cdiv(N, block_n),)
+    meta = dict(BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, GROUP_M=group_m, DOT_FP32=fp32,
+                num_warps=num_warps, num_stages=num_stages)
+    return Launch(_dense_gemm_kernel, grid, (act_dtype, weight_dtype, act_dtype), (M, N, K), meta)
+
+
 def dense_gemm(x: torch.Tensor, w: torch.Tensor, block_m: int, block_n: int, block_k: int,
                group_m: int = 8, num_warps: int = 4, num_stages: int = 3) -> torch.Tensor:
     """x [M, K], w [N, K] (contiguous) -> y [M, N] in x's dtype."""
@@ -39,8 +49,5 @@ def dense_gemm(x: torch.Tensor, w: torch.Tensor, block_m: int, block_n: int, blo
     y = new_output((M, N), x.dtype, x.device)
     if M == 0 or N == 0:
         return y
-    fp32 = dot_in_fp32() or x.dtype == torch.float32
-    grid = (triton.cdiv(M, block_m) * triton.cdiv(N, block_n),)
-    _dense_gemm_kernel[grid](x, w, y, M, N, K, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
-                             GROUP_M=group_m, DOT_FP32=fp32, num_warps=num_warps, num_stages=num_stages)
+    dense_gemm_launch(M, N, K, x.dtype, w.dtype, block_m, block_n, block_k, group_m, num_warps, num_stages)(x, w, y)
     return y

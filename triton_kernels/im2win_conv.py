@@ -9,7 +9,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import dot_in_fp32, new_output
+from . import Launch, dot_in_fp32, new_output
 
 
 @triton.jit
@@ -90,14 +90,16 @@ def _im2win_conv_kernel(
              mask=p_ok[:, None] & o_ok[None, :])
 
 
-def im2win_conv2d(x_nhwc: torch.Tensor, weight_shape, bias, stride, padding, dilation, groups: int,
-                  weight: torch.Tensor | None = None, bcq=None, block_m: int = 64, block_n: int = 32,
-                  block_k: int = 32, num_warps: int = 4, num_stages: int = 3) -> torch.Tensor:
-    """x_nhwc [N, H, W, C] contiguous -> out NHWC [N, OH, OW, O] in x's dtype.
-
-    Pass a dense `weight` [O, C/g, R, S] or `bcq` = (planes, alpha, offset, group_size).
-    """
-    N, H, W, C = x_nhwc.shape
+def im2win_conv2d_launches(x_shape, weight_shape, stride, padding, dilation, groups: int, act_dtype: torch.dtype,
+                           has_bias: bool, bias_dtype: torch.dtype | None = None, bits: int | None = None,
+                           Kp: int = 8, group_size: int = 8, scale_dtype: torch.dtype = torch.float16,
+                           weight_dtype: torch.dtype | None = None, block_m: int = 64, block_n: int = 32,
+                           block_k: int = 32, num_warps: int = 4, num_stages: int = 3):
+    """(transform launch, conv launch, window numel, output shape NHWC) for an NHWC input of
+    `x_shape`. Low-bit filters when `bits` is given (planes padded to Kp, group_size), else dense
+    ones of `weight_dtype`. Transform tensors: x, win. Conv tensors: win, w, planes, alpha, offset,
+    bias, out; a variant's unused pointers get the window buffer (never read)."""
+    N, H, W, C = x_shape
     O, Cg, R, S = weight_shape
     sh, sw = stride
     pt, pb, pl, pr = padding
@@ -106,29 +108,47 @@ def im2win_conv2d(x_nhwc: torch.Tensor, weight_shape, bias, stride, padding, dil
     OW = (W + pl + pr - dw * (S - 1) - 1) // sw + 1
     Wwin = (OW - 1) * sw + (S - 1) * dw + 1
     Og = O // groups
-    out = new_output((N, OH, OW, O), x_nhwc.dtype, x_nhwc.device)
     P = N * OH * OW
-    if P == 0 or O == 0:
-        return out
-    win = new_output((N * groups * OH * Wwin * R * Cg,), x_nhwc.dtype, x_nhwc.device)
+    win_numel = N * groups * OH * Wwin * R * Cg
     block = 1024
-    _im2win_transform_kernel[(triton.cdiv(win.numel(), block),)](
-        x_nhwc, win, win.numel(), C, H, W, Cg, R, Wwin, OH, groups, sh, pt, pl, dh, BLOCK=block)
-    fp32 = dot_in_fp32() or x_nhwc.dtype == torch.float32
-    dummy = win  # placeholder pointer for arguments a variant does not read
+    transform = Launch(_im2win_transform_kernel, (triton.cdiv(win_numel, block),), (act_dtype, act_dtype),
+                       (win_numel, C, H, W, Cg, R, Wwin, OH, groups, sh, pt, pl, dh), dict(BLOCK=block))
+    fp32 = dot_in_fp32() or act_dtype == torch.float32
+    quant = bits is not None
+    if quant:
+        weights = (act_dtype, torch.uint8, scale_dtype, scale_dtype)
+        wbits, G, NG = bits, group_size, Kp // group_size
+    else:
+        weights = (weight_dtype or act_dtype, act_dtype, act_dtype, act_dtype)
+        wbits, Kp, G, NG = 1, 8, 8, 1
+    pointers = (act_dtype, *weights, bias_dtype if has_bias else act_dtype, act_dtype)
+    grid = (triton.cdiv(P, block_m), triton.cdiv(Og, block_n), groups)
+    conv = Launch(_im2win_conv_kernel, grid, pointers, (P, O, Og, Cg, R, S, OH, OW, Wwin, groups, sw, dw, Kp, G, NG),
+                  dict(QUANT=quant, BITS=wbits, HAS_BIAS=has_bias, BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
+                       DOT_FP32=fp32, num_warps=num_warps, num_stages=num_stages))
+    return transform, conv, win_numel, (N, OH, OW, O)
+
+
+def im2win_conv2d(x_nhwc: torch.Tensor, weight_shape, bias, stride, padding, dilation, groups: int,
+                  weight: torch.Tensor | None = None, bcq=None, block_m: int = 64, block_n: int = 32,
+                  block_k: int = 32, num_warps: int = 4, num_stages: int = 3) -> torch.Tensor:
+    """x_nhwc [N, H, W, C] contiguous -> out NHWC [N, OH, OW, O] in x's dtype.
+
+    Pass a dense `weight` [O, C/g, R, S] or `bcq` = (planes, alpha, offset, group_size).
+    """
+    quant = {}
     if bcq is not None:
         planes, alpha, offset, group_size = bcq
-        kp = planes.shape[2] * 8
-        wargs = (dummy, planes, alpha, offset)
-        quant, bits, G, NG = True, planes.shape[0], group_size, kp // group_size
-    else:
-        wargs = (weight, dummy, dummy, dummy)
-        quant, bits, kp, G, NG = False, 1, 8, 8, 1
-    grid = (triton.cdiv(P, block_m), triton.cdiv(Og, block_n), groups)
-    _im2win_conv_kernel[grid](
-        win, *wargs, bias if bias is not None else dummy, out,
-        P, O, Og, Cg, R, S, OH, OW, Wwin, groups, sw, dw, kp, G, NG,
-        QUANT=quant, BITS=bits, HAS_BIAS=bias is not None,
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k, DOT_FP32=fp32, num_warps=num_warps, num_stages=num_stages,
-    )
+        quant = dict(bits=planes.shape[0], Kp=planes.shape[2] * 8, group_size=group_size, scale_dtype=alpha.dtype)
+    transform, conv, win_numel, out_shape = im2win_conv2d_launches(
+        tuple(x_nhwc.shape), weight_shape, stride, padding, dilation, groups, x_nhwc.dtype, bias is not None,
+        None if bias is None else bias.dtype, weight_dtype=None if weight is None else weight.dtype,
+        block_m=block_m, block_n=block_n, block_k=block_k, num_warps=num_warps, num_stages=num_stages, **quant)
+    out = new_output(out_shape, x_nhwc.dtype, x_nhwc.device)
+    if out.numel() == 0:
+        return out
+    win = new_output((win_numel,), x_nhwc.dtype, x_nhwc.device)
+    transform(x_nhwc, win)
+    weights = (win, planes, alpha, offset) if bcq is not None else (weight, win, win, win)
+    conv(win, *weights, bias if bias is not None else win, out)
     return out

@@ -14,9 +14,10 @@ import torch
 
 from torch_lowbit import library, reference
 from torch_lowbit._env import env_flag
-from torch_lowbit.backends.triton.tile_model import TileConfig, rank_configs, spec_for_device
+from torch_lowbit.backends.triton.tile_model import TileConfig, conv_config, default_config, gemv_config, rank_configs, shape_class, spec_for_device
 from torch_lowbit.triton_kernels.bcq_dequantize import bcq_dequantize as _triton_dequantize
 from torch_lowbit.triton_kernels.bcq_gemm import bcq_gemm
+from torch_lowbit.triton_kernels.bcq_gemv import bcq_gemv
 from torch_lowbit.triton_kernels.dense_gemm import dense_gemm
 from torch_lowbit.triton_kernels.im2win_conv import im2win_conv2d as _triton_im2win
 
@@ -34,17 +35,14 @@ def choose_config(m: int, n: int, k: int, device: torch.device, dtype: torch.dty
     TORCH_LOWBIT_TRITON_AUTOTUNE=1 on a GPU, the model's top 8 are timed once per shape class
     (m rounded up to a power of two) and the fastest is kept for the process."""
     spec = spec_for_device(device if device.type == "cuda" else None)
-    m_class = 1 << max(m - 1, 0).bit_length()
-    key = (m_class, n, k, str(device), dtype, weight_bits, group_size)
+    key = (shape_class(m), n, k, str(device), dtype, weight_bits, group_size)
     if key in _tuned:
         return _tuned[key]
-    ranked = rank_configs(m_class, n, k, spec, _act_bytes(dtype), weight_bits, group_size)
-    if not ranked:
-        raise RuntimeError(f"no feasible Triton tile config for m={m}, n={n}, k={k} on {spec.name}")
-    cfg = ranked[0][1]
+    cfg = default_config(m, n, k, spec, _act_bytes(dtype), weight_bits, group_size)
     if run is not None and device.type == "cuda" and env_flag("TORCH_LOWBIT_TRITON_AUTOTUNE"):
         from triton.testing import do_bench
 
+        ranked = rank_configs(shape_class(m), n, k, spec, _act_bytes(dtype), weight_bits, group_size)
         timed = [(do_bench(lambda c=c: run(c), warmup=5, rep=20), c) for _, c in ranked[:8]]
         cfg = min(timed, key=lambda t: t[0])[1]
     _tuned[key] = cfg
@@ -52,9 +50,14 @@ def choose_config(m: int, n: int, k: int, device: torch.device, dtype: torch.dty
 
 
 def bcq_product(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, in_features: int, group_size: int) -> torch.Tensor:
-    # One kernel for every row count: the tile model sizes its tiles for m (small tiles and
-    # split-K for decode, wide tiles for prefill), so lut_gemm and tiled_gemm_bcq share it.
+    # One row (decode) runs the GEMV, which streams the planes in 16-byte words and needs no
+    # tensor-core tile; more rows share one tiled kernel that the tile model sizes for m (small
+    # tiles and split-K for few rows, wide tiles for prefill), so lut_gemm and tiled_gemm_bcq share it.
     args = (x.contiguous(), planes.contiguous(), alpha.contiguous(), offset.contiguous(), in_features, group_size)
+    if x.shape[0] == 1:
+        spec = spec_for_device(x.device if x.device.type == "cuda" else None)
+        c = gemv_config(alpha.shape[2], planes.shape[2] * 8, spec, group_size)
+        return bcq_gemv(*args, block_n=c.block_n, block_k=c.block_k, split_k=c.split_k, num_warps=c.num_warps, num_stages=c.num_stages)
     run = lambda c: bcq_gemm(*args, split_k=c.split_k, group_m=c.group_m, **c.kernel_args())  # noqa: E731
     return run(choose_config(x.shape[0], alpha.shape[2], planes.shape[2] * 8, x.device, x.dtype, planes.shape[0], group_size, run))
 
@@ -81,14 +84,11 @@ def _conv_out(x: torch.Tensor, out_nhwc: torch.Tensor) -> torch.Tensor:
     return out if reference.is_channels_last(x) else out.contiguous()
 
 
-def _conv_tiles(x: torch.Tensor, weight_shape: list[int], stride, padding, dilation, groups: int) -> dict:
-    # The implicit GEMM per group: rows = output pixels, columns = the group's output channels,
-    # reduction = R * S * C/groups. Sized by the tile model like a dense GEMM (no split-K).
+def _conv_tiles(x: torch.Tensor, weight_shape: list[int], stride, padding, dilation, groups: int, bits: Optional[int] = None) -> dict:
     o, cg, r, s = weight_shape
     oh, ow = library.conv_out_hw(x.shape[2], x.shape[3], r, s, stride, padding, dilation)
-    rows = max(x.shape[0] * oh * ow, 1)
-    cfg = choose_config(rows, max(o // groups, 1), max(cg * r * s, 1), x.device, x.dtype, 8 * _act_bytes(x.dtype), None)
-    return cfg.kernel_args()
+    spec = spec_for_device(x.device if x.device.type == "cuda" else None)
+    return conv_config(x.shape[0] * oh * ow, o // groups, cg * r * s, spec, _act_bytes(x.dtype), bits).kernel_args()
 
 
 def im2win_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], stride: list[int], padding: list[int], dilation: list[int], groups: int) -> torch.Tensor:
@@ -100,7 +100,7 @@ def im2win_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Te
 
 def im2win_conv2d_bcq(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, weight_shape: list[int], group_size: int, bias: Optional[torch.Tensor], stride: list[int], padding: list[int], dilation: list[int], groups: int) -> torch.Tensor:
     bcq = (planes.contiguous(), alpha.contiguous(), offset.contiguous(), group_size)
-    tiles = _conv_tiles(x, weight_shape, stride, padding, dilation, groups)
+    tiles = _conv_tiles(x, weight_shape, stride, padding, dilation, groups, planes.shape[0])
     out = _triton_im2win(x.permute(0, 2, 3, 1).contiguous(), weight_shape, bias, stride, padding, dilation, groups, bcq=bcq, **tiles)
     return _conv_out(x, out)
 
