@@ -40,11 +40,16 @@ def choose_config(m: int, n: int, k: int, device: torch.device, dtype: torch.dty
         return _tuned[key]
     cfg = default_config(m, n, k, spec, _act_bytes(dtype), weight_bits, group_size)
     if run is not None and device.type == "cuda" and env_flag("TORCH_LOWBIT_TRITON_AUTOTUNE"):
+        from triton.runtime.errors import OutOfResources
         from triton.testing import do_bench
 
-        ranked = rank_configs(shape_class(m), n, k, spec, _act_bytes(dtype), weight_bits, group_size)
-        timed = [(do_bench(lambda c=c: run(c), warmup=5, rep=20), c) for _, c in ranked[:8]]
-        cfg = min(timed, key=lambda t: t[0])[1]
+        timed = []
+        for _, c in rank_configs(shape_class(m), n, k, spec, _act_bytes(dtype), weight_bits, group_size)[:8]:
+            try:  # a config the compile check never saw may not fit this card: skip it
+                timed.append((do_bench(lambda c=c: run(c), warmup=5, rep=20), c))
+            except OutOfResources:
+                continue
+        cfg = min(timed, key=lambda t: t[0])[1] if timed else cfg
     _tuned[key] = cfg
     return cfg
 
