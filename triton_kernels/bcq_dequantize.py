@@ -48,7 +48,9 @@ def bcq_dequantize_launch(N: int, K: int, bits: int, Kp: int, group_size: int, s
         raise ValueError(f"block_k: expected a multiple of 8 dividing group_size={group_size}, got {block_k}")
     grid = (triton.cdiv(N, block_n), triton.cdiv(K, block_k))
     return Launch(_bcq_dequantize_kernel, grid, (torch.uint8, scale_dtype, scale_dtype, torch.float32),
-                  (N, K, Kp, group_size, Kp // group_size), dict(BITS=bits, BLOCK_N=block_n, BLOCK_K=block_k))
+                  (N, K, Kp, group_size, Kp // group_size),
+                  # 8 warps: 32 outputs a thread; with 4 (64 a thread) 8-bit tiles spilled on sm_89/90
+                  dict(BITS=bits, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=8))
 
 
 def bcq_dequantize(planes: torch.Tensor, alpha: torch.Tensor, offset: torch.Tensor, in_features: int,

@@ -58,17 +58,22 @@ def triton_check(archs, jobs, update: bool, specializations: bool) -> list[dict]
     import triton
 
     entries = dict(compiled_resources.table())
+    # Records are reused across rounds only for the identical binary (full specialization key):
+    # each round's cases stand for their merged variants by whichever launch comes first, and
+    # variants can differ in spills.
     done: dict[tuple, dict] = {}
-    for round_ in range(8):
+    for round_ in range(20):
         compiled_resources.set_table(entries)
         cases = triton_cases.cases(archs, specializations)
-        keys = [triton_cases.binary_key(c.arch, c.launch, specializations) for c in cases]
+        keys = [triton_cases.binary_key(c.arch, c.launch, True) for c in cases]
         todo = [c for c, k in zip(cases, keys) if k not in done]
         print(f"Triton (update, round {round_ + 1}): {len(cases)} picks, {len(todo)} new to compile", flush=True)
         for c, r in zip(todo, triton_report.run(todo, jobs, _progress)):
-            done[triton_cases.binary_key(c.arch, c.launch, specializations)] = r
+            done[triton_cases.binary_key(c.arch, c.launch, True)] = r
         if merge_entries(entries, list(done.values())) == 0 and not todo:
             break
+    else:
+        print("warning: the picks were still changing after 20 rounds; rerun --update-resources", flush=True)
     compiled_resources.write(entries, triton.__version__, "python -m torch_lowbit gpu-compile-check --update-resources")
     compiled_resources.set_table(None)
     print(f"wrote {compiled_resources.PATH} ({len(entries)} configs)")
