@@ -11,8 +11,9 @@ F.linear fp16 (cuBLAS), torch int4 (_weight_int4pack_mm) and dequantize + matmul
 1024..8192 against torch.matmul. im2win on the twelve im2win-paper layers at batch 32 against
 F.conv2d (cuDNN) with and without cudnn.benchmark. CUDA-event timing, warm-up, medians; the L2
 is flushed before every GEMV run. Tile model: every candidate of a fixed grid plus the model's
-top 8 is timed on a few GEMMs, and the predicted config's time is compared with the best
-measured. Writes benchmarks/results/gpu_kernels.{json,md} and gpu_policy.json (the faster kernel
+top 8 is timed on a few GEMMs (and a grid around the one-row GEMV's rule-based tiles), and the
+predicted config's time is compared with the best measured; every timed config is written to
+gpu_tile_sweep.json for benchmarks/fit_tile_forest.py. Writes benchmarks/results/gpu_kernels.{json,md} and gpu_policy.json (the faster kernel
 family per op and row count, the file torch_lowbit/dispatch.py reads from
 torch_lowbit/data/gpu_policy/).
 """
@@ -195,6 +196,26 @@ def bench_tiles(quick: bool) -> list[dict]:
                      "ms": measured[predicted], "best": str(best), "best ms": measured[best], "swept": len(measured),
                      "rank": order.index(predicted) + 1, "vs best": measured[best] / measured[predicted]})
         print(f"tiles {kind} m={m} {n}x{k}: predicted/best = {measured[predicted] / measured[best]:.2f}", flush=True)
+    # The one-row GEMV's tiles come from a rule (tile_model.gemv_config), not the model: sweep it too.
+    from torch_lowbit.triton_kernels.bcq_gemv import bcq_gemv
+
+    for n, k in [(28672, 7168), (4096, 4096)][: 1 if quick else 2]:
+        qw = torch_lowbit.quantize_weight(torch.randn(n, k), bits=3, group_size=128).to("cuda")
+        x = torch.randn(1, k, device="cuda", dtype=torch.float16)
+        rule = tile_model.gemv_config(n, qw.padded_in_features, spec, 128)
+        grid = {tile_model.TileConfig(1, bn, bk, w, 3, sk) for bn, bk, w, sk in itertools.product((32, 64, 128, 256), (32, 64, 128), (1, 2, 4, 8), (1, 2, 4, 8, 16))}
+        measured = {}
+        for cfg in grid | {rule}:
+            try:
+                measured[cfg] = cuda_ms(lambda: bcq_gemv(x, *qw.op_args(), cfg.block_n, cfg.block_k, cfg.split_k, cfg.num_warps), repeats=10, flush=True)
+            except Exception as err:
+                print(f"gemv tile {cfg} failed: {err}", file=sys.stderr)
+        best = min(measured, key=measured.get)
+        order = sorted(measured, key=measured.get)
+        rows.append({"family": "tiles", "shape": f"3-bit g128 GEMV m=1 {n}x{k}", "m": 1, "kernel": f"rule {rule}",
+                     "ms": measured[rule], "best": str(best), "best ms": measured[best], "swept": len(measured),
+                     "rank": order.index(rule) + 1, "vs best": measured[best] / measured[rule]})
+        print(f"tiles GEMV {n}x{k}: rule/best = {measured[rule] / measured[best]:.2f}", flush=True)
     # every timed config: what benchmarks/fit_tile_forest.py fits the tile model's correction to
     (RESULTS / "gpu_tile_sweep.json").write_text(json.dumps({"device": torch.cuda.get_device_name(), "spec": spec.name,
                                                              "rows": sweep_rows}, indent=0))
