@@ -14,8 +14,8 @@ is flushed before every GEMV run. Tile model: every candidate of a fixed grid pl
 top 8 is timed on a few GEMMs (and a grid around the one-row GEMV's rule-based tiles), and the
 predicted config's time is compared with the best measured; every timed config is written to
 gpu_tile_sweep.json for benchmarks/fit_tile_forest.py. Writes benchmarks/results/
-gpu_kernels.{json,md} and gpu_policy.json (the faster kernel family per op and row count, the file torch_lowbit/dispatch.py reads from
-torch_lowbit/data/gpu_policy/).
+gpu_kernels.{json,md} and gpu_policy.json (the faster kernel family per op and row count, the
+file torch_lowbit/dispatch.py reads from torch_lowbit/data/gpu_policy/).
 """
 from __future__ import annotations
 
