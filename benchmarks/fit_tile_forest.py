@@ -68,10 +68,11 @@ def main() -> int:
               f"forest pick x{picked / best:.2f}")
     print(f"within 10% of the best: analytic {within['analytic']}/{len(shapes)}, forest (held-out shape) {within['forest']}/{len(shapes)}")
     if not args.dry_run:
-        forest = Forest.fit(*design(rows), trees=args.trees)
+        x, y = design(rows)
+        forest = Forest.fit(x, y, trees=args.trees)
         out = path_for(spec.name)
         forest.save(out, device, f"benchmarks/fit_tile_forest.py on {args.sweep} ({len(rows)} runs, median residual "
-                                 f"{statistics.median(abs(v) for v in design(rows)[1]):.3f})")
+                                 f"{statistics.median(abs(v) for v in y):.3f})")
         print(f"saved {out}")
     return 0
 

@@ -36,6 +36,14 @@ class Launch:
         self.kernel[self.grid](*tensors, *self.scalars, **self.meta)
 
 
+def split_k_plan(Kp: int, block_k: int, split_k: int) -> tuple[int, int]:
+    """(splits, K elements per split) for a K-split request: at least one K-step per split and
+    no empty split (the count is recomputed from the rounded-up share)."""
+    k_steps = triton.cdiv(Kp, block_k)
+    k_per_split = triton.cdiv(k_steps, max(1, min(split_k, k_steps))) * block_k
+    return triton.cdiv(Kp, k_per_split), k_per_split
+
+
 def dot_in_fp32() -> bool:
     return env_flag("TRITON_INTERPRET")
 

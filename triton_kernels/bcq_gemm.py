@@ -20,7 +20,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import Launch, dot_in_fp32, grouped_tile, new_output
+from . import Launch, dot_in_fp32, grouped_tile, new_output, split_k_plan
 
 
 @triton.jit
@@ -86,10 +86,7 @@ def bcq_gemm_launch(M: int, N: int, K: int, bits: int, Kp: int, group_size: int,
     (the fp32 partials [splits, M, N] when splits > 1, else y)."""
     ng = Kp // group_size
     fp32 = dot_in_fp32() or act_dtype == torch.float32
-    k_steps = triton.cdiv(Kp, block_k)
-    split_k = max(1, min(split_k, k_steps))
-    k_per_split = triton.cdiv(k_steps, split_k) * block_k
-    split_k = triton.cdiv(Kp, k_per_split)  # no empty splits
+    split_k, k_per_split = split_k_plan(Kp, block_k, split_k)
     partial = split_k > 1
     aligned = group_size % block_k == 0 or ng == 1
     grid = (triton.cdiv(M, block_m) * triton.cdiv(N, block_n), split_k)

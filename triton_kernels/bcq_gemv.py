@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from . import Launch, new_output
+from . import Launch, new_output, split_k_plan
 
 
 @triton.jit
@@ -69,10 +69,7 @@ def bcq_gemv_launch(N: int, K: int, bits: int, Kp: int, group_size: int, act_dty
     (fp32 partials [splits, N] when splits > 1, else y [N] in x's dtype)."""
     if block_n % 16 or block_k % 8 or group_size % block_k:
         raise ValueError(f"block_n must be a multiple of 16 and block_k of 8 dividing group_size={group_size}, got {block_n}, {block_k}")
-    k_steps = triton.cdiv(Kp, block_k)
-    split_k = max(1, min(split_k, k_steps))
-    k_per_split = triton.cdiv(k_steps, split_k) * block_k
-    split_k = triton.cdiv(Kp, k_per_split)
+    split_k, k_per_split = split_k_plan(Kp, block_k, split_k)
     partial = split_k > 1
     grid = (triton.cdiv(N, block_n), split_k)
     meta = dict(BITS=bits, BLOCK_N=block_n, BLOCK_K=block_k, PARTIAL=partial, num_warps=num_warps, num_stages=num_stages)

@@ -9,6 +9,8 @@ import torch
 import triton
 import triton.language as tl
 
+from torch_lowbit.conv_geometry import conv_out_hw
+
 from . import Launch, dot_in_fp32, new_output
 
 
@@ -102,10 +104,9 @@ def im2win_conv2d_launches(x_shape, weight_shape, stride, padding, dilation, gro
     N, H, W, C = x_shape
     O, Cg, R, S = weight_shape
     sh, sw = stride
-    pt, pb, pl, pr = padding
+    pt, _, pl, _ = padding
     dh, dw = dilation
-    OH = (H + pt + pb - dh * (R - 1) - 1) // sh + 1
-    OW = (W + pl + pr - dw * (S - 1) - 1) // sw + 1
+    OH, OW = conv_out_hw(H, W, R, S, stride, padding, dilation)
     Wwin = (OW - 1) * sw + (S - 1) * dw + 1
     Og = O // groups
     P = N * OH * OW

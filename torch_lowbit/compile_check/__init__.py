@@ -37,7 +37,7 @@ def merge_entries(entries: dict, records: list[dict]) -> int:
         e = fresh.setdefault(r["model_key"], {"shared": 0, "registers": 0, "spills": False})
         e["shared"] = max(e["shared"], r["shared"])
         e["registers"] = max(e["registers"], r["registers"])
-        e["spills"] = e["spills"] or bool(r["stack"] or r["local"])
+        e["spills"] = e["spills"] or r["spills"]
     for key, e in fresh.items():
         if entries.get(key) != e:
             entries[key] = e
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         triton_records = triton_check(args.archs, args.jobs, args.update_resources, args.all_specializations)
         _show_problems("triton", triton_records)
         per_arch = collections.Counter(r["arch"] for r in triton_records)
-        spills = sum(any(p.startswith("spills") or "spills:" in p for p in r["problems"]) for r in triton_records)
+        spills = sum(r.get("spills", False) for r in triton_records)
         failed = sum(bool(r["problems"]) for r in triton_records)
         summary.append(f"{len(triton_records)} Triton kernels x {len(per_arch)} archs compiled "
                        f"({', '.join(f'sm_{a}: {n}' for a, n in sorted(per_arch.items()))}), {spills} spills, {failed} failing")
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         if cuda_records:
             _show_problems("cuda", cuda_records)
             archs = sorted({r["arch"] for r in cuda_records})
-            spills = sum(bool(r["stack"] or r["local"]) for r in cuda_records)
+            spills = sum(r["spills"] for r in cuda_records)
             failed = sum(bool(r["problems"]) for r in cuda_records)
             summary.append(f"{len(cuda_records)} CUDA C++ kernels ({', '.join(f'sm_{a}' for a in archs)}), {spills} spills, {failed} failing")
         else:

@@ -53,7 +53,8 @@ def check(path: str | None = None) -> list[dict]:
         ops = opcodes.get((res.arch, res.function), {})
         budget, why = next((b, w) for p, b, w in REGISTER_BUDGETS if p.search(name))
         problems = []
-        if res.local or res.stack or any(o.startswith(("LDL", "STL")) for o in ops):
+        spilled = resources.spills(res, ops)
+        if spilled:
             problems.append(f"spills / local memory: stack {res.stack} B, local {res.local} B per thread")
         if res.registers > budget:
             problems.append(f"{res.registers} registers > budget {budget} ({why})")
@@ -64,5 +65,5 @@ def check(path: str | None = None) -> list[dict]:
                 problems.append("byte-wide global loads: the weight stream is read 1 byte at a time")
         loads = {o: n for o, n in sorted(ops.items()) if o.startswith(("LDG", "LDGSTS"))}
         out.append(dict(arch=res.arch, kernel=name, registers=res.registers, budget=budget, shared=res.shared,
-                        stack=res.stack, local=res.local, global_loads=loads, problems=problems))
+                        stack=res.stack, local=res.local, spills=spilled, global_loads=loads, problems=problems))
     return out

@@ -14,6 +14,8 @@ import shutil
 import subprocess
 import tempfile
 
+from torch_lowbit.backends.triton import tile_model
+
 
 def tool(name: str) -> str:
     """Path of an NVIDIA binary tool (cuobjdump, nvdisasm, ptxas)."""
@@ -104,20 +106,23 @@ def sass_opcodes(binary: bytes | str, function: str | None = None, arch: int | N
     return counts
 
 
+def spills(res: Resources, opcodes=()) -> bool:
+    """Whether the function spills: ptxas puts spilled registers in the stack frame (LOCAL counts
+    local arrays), and any LDL/STL in its SASS is local-memory traffic."""
+    return bool(res.stack or res.local) or any(o.startswith(("LDL", "STL")) for o in opcodes)
+
+
 def launch_problems(res: Resources, threads: int, dynamic_shared: int, spec) -> list[str]:
     """Why a block of `threads` threads with `dynamic_shared` bytes of dynamic shared memory cannot
     launch on `spec` (a tile_model.GpuSpec), or would spill; empty when it fits."""
     problems = []
-    if res.local > 0 or res.stack > 0:
-        # ptxas puts spilled registers in the stack frame; LOCAL counts local arrays
+    if spills(res):
         problems.append(f"spills: {res.stack} bytes of stack frame and {res.local} bytes of local memory per thread")
     if threads > spec.max_threads_per_block:
         problems.append(f"{threads} threads per block > {spec.max_threads_per_block}")
     if res.registers > spec.max_regs_per_thread:
         problems.append(f"{res.registers} registers per thread > {spec.max_regs_per_thread}")
-    # Registers are allocated per warp in units of 256 (8 per thread).
-    warps = -(-threads // 32)
-    block_regs = warps * 32 * -(-res.registers // 8) * 8
+    block_regs = tile_model.block_registers(res.registers, threads)
     if block_regs > spec.regs_per_sm:
         problems.append(f"{block_regs} registers per block ({res.registers} x {threads} threads) > {spec.regs_per_sm} per SM")
     shared = res.shared + dynamic_shared

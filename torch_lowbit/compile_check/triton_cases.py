@@ -20,6 +20,7 @@ import dataclasses
 import torch
 
 from torch_lowbit.backends.triton import compiled_resources, tile_model
+from torch_lowbit.conv_geometry import conv_out_hw
 from torch_lowbit.format import padded_layout
 from torch_lowbit.triton_kernels.bcq_dequantize import bcq_dequantize_launch
 from torch_lowbit.triton_kernels.bcq_gemm import bcq_gemm_launch
@@ -100,8 +101,8 @@ def _dense(spec, m, n, k, dtype):
 
 def _conv(spec, batch, layer, dtype, bits):
     c, hw, o, r, stride = layer
-    oh = (hw - r) // stride + 1
-    cfg = tile_model.conv_config(batch * oh * oh, o, c * r * r, spec, _ACT_BYTES[dtype], bits)
+    oh, ow = conv_out_hw(hw, hw, r, r, (stride, stride), (0, 0, 0, 0), (1, 1))
+    cfg = tile_model.conv_config(batch * oh * ow, o, c * r * r, spec, _ACT_BYTES[dtype], bits)
     key = compiled_resources.key(spec.cc, tile_model.conv_kernel(bits), 8 * _ACT_BYTES[dtype], _ACT_BYTES[dtype], cfg)
     quant = {}
     if bits is not None:

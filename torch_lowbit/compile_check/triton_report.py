@@ -46,7 +46,8 @@ def check_case(case: Case) -> dict:
     dynamic = compiled.metadata.shared
     names = launch.kernel.arg_names
     widths = global_load_widths(compiled.asm["ptx"], len(launch.pointer_dtypes))
-    record.update(registers=res.registers, local=res.local, stack=res.stack, shared=res.shared + dynamic,
+    record.update(registers=res.registers, local=res.local, stack=res.stack, spills=resources.spills(res, opcodes),
+                  shared=res.shared + dynamic,
                   loads={names[i]: dict(sorted(c.items())) for i, c in sorted(widths.items())},
                   tensor_core=sorted(n for n in opcodes if n.startswith(("HMMA", "HGMMA"))))
     problems = record["problems"]

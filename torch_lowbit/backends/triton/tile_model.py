@@ -157,14 +157,22 @@ def compiled(cfg: TileConfig, spec: GpuSpec, act_bytes: int, weight_bits: int, k
     return compiled_resources.lookup(spec.cc, _kernel(kernel, weight_bits), weight_bits, act_bytes, cfg)
 
 
+def block_registers(regs_per_thread: int, threads: int) -> int:
+    """Registers a block is allocated: per warp, in units of 256 (8 per thread)."""
+    return -(-threads // 32) * 32 * -(-regs_per_thread // 8) * 8
+
+
 def feasible(cfg: TileConfig, spec: GpuSpec, act_bytes: int = 2, weight_bits: int = 16, group_size: int | None = None,
              kernel: str | None = None) -> bool:
     """Whether the config can launch without spilling: from the compiled binary's numbers when
     the compile check recorded them, else from the estimates."""
-    known = compiled(cfg, spec, act_bytes, weight_bits, kernel)
+    return _feasible(cfg, spec, act_bytes, weight_bits, group_size, compiled(cfg, spec, act_bytes, weight_bits, kernel))
+
+
+def _feasible(cfg: TileConfig, spec: GpuSpec, act_bytes: int, weight_bits: int, group_size: int | None, known: dict | None) -> bool:
     if known is not None:
-        warp_regs = 32 * -(-known["registers"] // 8) * 8
-        if known["spills"] or known["shared"] > spec.smem_per_block or warp_regs * cfg.num_warps > spec.regs_per_sm:
+        if (known["spills"] or known["shared"] > spec.smem_per_block
+                or block_registers(known["registers"], 32 * cfg.num_warps) > spec.regs_per_sm):
             return False
     elif shared_bytes(cfg, act_bytes, weight_bits) > spec.smem_per_block:
         return False
@@ -184,9 +192,9 @@ def feasible(cfg: TileConfig, spec: GpuSpec, act_bytes: int = 2, weight_bits: in
 def predict_ms(m: int, n: int, k: int, cfg: TileConfig, spec: GpuSpec, act_bytes: int = 2,
                weight_bits: int = 16, group_size: int | None = None, kernel: str | None = None) -> float:
     """Predicted runtime in ms of y[m, n] = x[m, k] @ W[n, k]^T with `cfg` (inf if infeasible)."""
-    if not feasible(cfg, spec, act_bytes, weight_bits, group_size, kernel):
-        return math.inf
     known = compiled(cfg, spec, act_bytes, weight_bits, kernel)
+    if not _feasible(cfg, spec, act_bytes, weight_bits, group_size, known):
+        return math.inf
     tiles = math.ceil(m / cfg.block_m) * math.ceil(n / cfg.block_n)
     programs = tiles * cfg.split_k
     k_iters = math.ceil(math.ceil(k / cfg.split_k) / cfg.block_k)
@@ -302,7 +310,6 @@ def gemv_config(n: int, k: int, spec: GpuSpec, group_size: int) -> TileConfig:
       output per split, next to bits/8 bytes per weight)."""
     block_k = next(b for b in (256, 128, 64, 32, 16, 8) if group_size % b == 0)
     warps, block_n = next(((w, 4096 * w // block_k) for w in (4, 2, 1) if 4096 * w // block_k <= 256), (1, 256))
-    block_n = max(block_n, 16)
     k_steps = math.ceil(k / block_k)
     split = 1
     while split < 16 and math.ceil(n / block_n) * split < 4 * spec.sms and split * 2 <= k_steps:
