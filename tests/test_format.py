@@ -25,13 +25,16 @@ def test_bit_order_is_lsb_first():
 
 @pytest.mark.parametrize("bits", range(1, 9))
 def test_rtn_matches_uniform_quantization_exactly(bits):
+    """rtn = min/max round-to-nearest with an integer zero point, exactly, in BCQ form."""
     w = torch.randn(16, 128)
-    qw = torch_lowbit.quantize_weight(w, bits=bits, group_size=32, scale_dtype=torch.float32)
+    qw = torch_lowbit.quantize_weight(w, bits=bits, group_size=32, method="rtn", scale_dtype=torch.float32)
     g = w.reshape(16, 4, 32)
-    low, high = g.amin(-1, keepdim=True), g.amax(-1, keepdim=True)
-    scale = (high - low) / (2**bits - 1)
-    expected = (low + scale * ((g - low) / scale).round().clamp(0, 2**bits - 1)).reshape(16, 128)
-    assert torch.allclose(qw.dequantize(), expected, atol=1e-5, rtol=1e-5)
+    qmax = 2**bits - 1
+    low, high = g.amin(-1, keepdim=True).clamp(max=0), g.amax(-1, keepdim=True).clamp(min=0)
+    scale = (high - low) / qmax
+    zp = (-low / scale).round().clamp(0, qmax)
+    expected = (((g / scale).round() + zp).clamp(0, qmax) - zp) * scale
+    assert torch.allclose(qw.dequantize(), expected.reshape(16, 128), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("bits,bound", [(3, 0.25), (4, 0.12)])

@@ -33,6 +33,7 @@ def _samples(device):
         "tiled_gemm": (x, w),
         "im2win_conv2d": (xc, wc, b, *conv),
         "im2win_conv2d_bcq": (xc, qc.planes, qc.alpha, qc.offset, list(qc.shape), qc.effective_group_size, b, *conv),
+        "zero_point_fit": (torch.randn(13, 37, device=device), 3, 12, 1),
     }
 
 
@@ -40,6 +41,11 @@ def _samples(device):
 @pytest.mark.parametrize("name", ["bcq_dequantize", "lut_gemm", "tiled_gemm_bcq", "tiled_gemm", "im2win_conv2d", "im2win_conv2d_bcq"])
 def test_opcheck(backend, device, name):
     torch.library.opcheck(_op(backend, name), _samples(device)[name])
+
+
+def test_opcheck_zero_point_fit():
+    # The quantizer's helper op (no Triton twin, no autograd): compiled CPU kernel vs fake.
+    torch.library.opcheck(torch.ops.torch_lowbit.zero_point_fit, _samples("cpu")["zero_point_fit"])
 
 
 @pytest.mark.parametrize("backend,device", kernel_backends())
@@ -60,7 +66,7 @@ def test_every_op_has_a_reference_default_and_a_fake():
     meta = [t.to("meta") for t in (qw.planes, qw.alpha, qw.offset)]
     assert torch.ops.torch_lowbit.bcq_linear(torch.randn(4, 70, device="meta"), *meta, 70, 32).shape == (4, 9)
     for op in library.OPS:
-        for name in (op.name, library.TRITON_PREFIX + op.name):
+        for name in (op.name, library.TRITON_PREFIX + op.name) if op.triton else (op.name,):
             packet = getattr(torch.ops.torch_lowbit, name)
             assert torch._C._dispatch_has_kernel_for_dispatch_key(packet.default.name(), "Meta"), name
         assert torch._C._dispatch_has_kernel_for_dispatch_key(f"torch_lowbit::{op.name}", "CompositeExplicitAutograd"), op.name

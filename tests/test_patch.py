@@ -20,7 +20,7 @@ def test_replaces_linears_in_place_and_keeps_linear_type():
     assert all(isinstance(m[i], LowBitLinear) and isinstance(m[i], nn.Linear) for i in (0, 2, 4))
     assert m[0].weight is None and m[0].bias is not None
     assert ((m(x) - ref).norm() / ref.norm()) < 0.15
-    assert "bits=4" in repr(m[0]) and "group_size=32" in repr(m[0]) and "method='rtn'" in repr(m[0])
+    assert "bits=4" in repr(m[0]) and "group_size=32" in repr(m[0]) and "method='mse'" in repr(m[0])
 
 
 def test_skip_overrides_filter_and_report():
@@ -89,7 +89,7 @@ def test_half_and_bfloat16_keep_packed_weight():
         (dict(group_size=48), ValueError, "group_size"),
         (dict(method="awq"), ValueError, "method"),
         (dict(method="gptq"), ValueError, "calibration"),
-        (dict(calibration=[torch.randn(1, 64)]), ValueError, "calibration"),
+        (dict(method="mse", calibration=[torch.randn(1, 64)]), ValueError, "calibration"),
         (dict(overrides={"0": "four"}), TypeError, "overrides"),
         (dict(overrides={"0": {"bitz": 4}}), ValueError, "overrides"),
     ],

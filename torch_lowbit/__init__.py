@@ -20,7 +20,8 @@ from torch_lowbit.format import FORMAT_VERSION, QuantizedWeight  # noqa: E402
 from torch_lowbit.modules import LowBitConv2d, LowBitLinear  # noqa: E402
 from torch_lowbit.patch import patch  # noqa: E402
 from torch_lowbit.quantize import quantize_weight  # noqa: E402
+from torch_lowbit.quantize.synthetic import synthetic_batches  # noqa: E402
 from torch_lowbit.serialization import CheckpointError, load, save  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "FORMAT_VERSION", "load", "save", "LowBitConv2d", "LowBitLinear", "QuantConfig", "QuantizedWeight", "build_info", "ops", "patch", "quantize_weight"]
+__all__ = ["CheckpointError", "FORMAT_VERSION", "load", "save", "LowBitConv2d", "LowBitLinear", "QuantConfig", "QuantizedWeight", "build_info", "ops", "patch", "quantize_weight", "synthetic_batches"]

@@ -66,9 +66,11 @@ def cmd_quantize(args: argparse.Namespace) -> int:
     except (OSError, ValueError):
         pass  # a model without tokenizer files (e.g. a vision model)
     calibration = None
-    if args.method == "gptq":
+    if args.method == "gptq" and args.calibration == "synthetic":
+        calibration = torch_lowbit.synthetic_batches(model, tokenizer)
+    elif args.method == "gptq":
         if args.calibration is None or tokenizer is None:
-            raise SystemExit("quantize: --method gptq needs --calibration FILE (one text per line) and tokenizer files in MODEL_DIR")
+            raise SystemExit("quantize: --method gptq needs --calibration FILE (one text per line) and tokenizer files in MODEL_DIR, or --calibration synthetic")
         with open(args.calibration) as f:
             texts = [line.strip() for line in f if line.strip()]
         calibration = text_batches(tokenizer, texts)
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     quant.add_argument("--group-size", type=int, default=128)
     quant.add_argument("--method", default="mse", choices=METHODS)
     quant.add_argument("--scale-dtype", default="float16", choices=["float16", "float32"])
-    quant.add_argument("--calibration", help="text file, one calibration sample per line (for --method gptq)")
+    quant.add_argument("--calibration", help="for --method gptq: a text file (one calibration sample per line), or 'synthetic' (random tokens, no data)")
     quant.add_argument("--skip", nargs="*", default=["lm_head", "*.lm_head"], help="glob patterns of module names to keep float")
     quant.set_defaults(fn=cmd_quantize)
     sub.add_parser("gpu-compile-check", help="compile every GPU kernel config for sm_80/89/90 and check the binaries (no GPU needed)",

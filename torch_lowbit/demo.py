@@ -20,7 +20,7 @@ from torch_lowbit.quantize.calibration import text_batches
 
 
 def sentences(name: str) -> list[str]:
-    """A built-in sentence set: "eval" (99 varied sentences) or "calibration" (64 others)."""
+    """A built-in sentence set: "eval" (99 varied sentences), "calibration" (64 others) or "heldout" (48 more, never used to choose a setting)."""
     text = resources.files("torch_lowbit").joinpath(f"data/sentences_{name}.txt").read_text()
     return [line for line in text.splitlines() if line.strip()]
 

@@ -47,6 +47,7 @@ class OpDef:
     # backward(ctx, grad) and setup(ctx, inputs, output); ctx.family_prefix names the family.
     backward: Callable | None = None
     setup: Callable | None = None
+    triton: bool = True  # also defined as triton_<name> (the kernel families; not the helpers)
 
 
 # ---- shapes ----
@@ -71,6 +72,10 @@ def _fake_bcq_dequantize(planes, alpha, offset, in_features, group_size):
 def _fake_bcq_linear(x, planes, alpha, offset, in_features, group_size, bias=None):
     _one_device(x=x, planes=planes, alpha=alpha, offset=offset, bias=bias)
     return x.new_empty((x.shape[0], alpha.shape[2]))
+
+
+def _fake_zero_point_fit(w, bits, points, refits):
+    return w.new_empty(w.shape[:1], dtype=torch.float32), w.new_empty(w.shape[:1], dtype=torch.float32)
 
 
 def _fake_tiled_gemm(x, weight):
@@ -201,6 +206,9 @@ OPS: tuple[OpDef, ...] = (
     # weight_shape = [O, C/groups, R, S].
     OpDef("im2win_conv2d_bcq", f"(Tensor x, Tensor planes, Tensor alpha, Tensor offset, int[4] weight_shape, int group_size, {_CONV_ARGS}) -> Tensor",
           reference.im2win_conv2d_bcq, _fake_conv_bcq, _backward_conv_bcq, _setup_conv_bcq),
+    # Quantizer helper (method="mse"): per group of w [groups, G], the zero-point grid (scale,
+    # zp) of lowest squared error among `points` clippings, each refit `refits` times.
+    OpDef("zero_point_fit", "(Tensor w, int bits, int points, int refits) -> (Tensor, Tensor)", reference.zero_point_fit, _fake_zero_point_fit, triton=False),
 )
 OP_NAMES = tuple(op.name for op in OPS)
 
@@ -217,6 +225,8 @@ def _with_family(setup: Callable, prefix: str) -> Callable:
 
 def _define_family(prefix: str) -> None:
     for op in OPS:
+        if prefix and not op.triton:
+            continue
         name = prefix + op.name
         _LIB.define(name + op.schema)
         qualname = f"{NAMESPACE}::{name}"

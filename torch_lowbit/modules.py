@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from torch_lowbit import ops
-from torch_lowbit.config import QuantConfig
+from torch_lowbit.config import DEFAULT_METHOD, QuantConfig
 from torch_lowbit.format import QuantizedWeight, empty_planes
 
 
@@ -107,7 +107,7 @@ class LowBitLinear(PackedWeightMixin, nn.Linear):
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=bias.requires_grad)
 
     @classmethod
-    def from_float(cls, module: nn.Module, bits: int = 3, group_size: int = 128, method: str = "rtn", **kwargs) -> "LowBitLinear":
+    def from_float(cls, module: nn.Module, bits: int = 3, group_size: int = 128, method: str = DEFAULT_METHOD, **kwargs) -> "LowBitLinear":
         """From an nn.Linear, or an HF Conv1D (weight [in, out])."""
         from torch_lowbit.quantize import quantize_weight
 
@@ -146,7 +146,7 @@ class LowBitConv2d(PackedWeightMixin, nn.Conv2d):
         self.bias = None if bias is None else nn.Parameter(bias.detach().clone(), requires_grad=bias.requires_grad)
 
     @classmethod
-    def from_float(cls, conv: nn.Conv2d, bits: int = 3, group_size: int = 128, method: str = "rtn", **kwargs) -> "LowBitConv2d":
+    def from_float(cls, conv: nn.Conv2d, bits: int = 3, group_size: int = 128, method: str = DEFAULT_METHOD, **kwargs) -> "LowBitConv2d":
         from torch_lowbit.quantize import quantize_weight
 
         if conv.padding_mode != "zeros":

@@ -10,9 +10,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from torch_lowbit.config import QuantConfig
+from torch_lowbit.config import DEFAULT_METHOD, QuantConfig
 from torch_lowbit.modules import LowBitConv2d, LowBitLinear, is_hf_conv1d, is_low_bit, skeleton
 from torch_lowbit.quantize.calibration import collect_hessians, plan_stages
+from torch_lowbit.quantize.synthetic import synthetic_batches
 
 DEFAULT_SKIP = ("lm_head", "*.lm_head")  # output heads stay float; embeddings are never targets
 
@@ -90,12 +91,12 @@ def patch(
     model: nn.Module,
     bits: int = 3,
     group_size: int = 128,
-    method: str = "rtn",
+    method: str | None = None,
     *,
     skip: Iterable[str] = DEFAULT_SKIP,
     overrides: Mapping[str, int | Mapping[str, Any]] | None = None,
     filter_fn: Callable[[nn.Module, str], bool] | None = None,
-    calibration: Iterable[Any] | None = None,
+    calibration: Iterable[Any] | str | None = None,
     scale_dtype: torch.dtype = torch.float16,
     progress: bool | None = None,
     verbose: bool = False,
@@ -106,9 +107,11 @@ def patch(
     - skip: glob patterns on qualified module names to leave float (default: the lm_head).
     - overrides: {pattern: bits} or {pattern: {"bits", "group_size", "method"}}; first match wins.
     - filter_fn(module, name) -> bool: only modules it accepts are replaced.
+    - method: "mse" by default (data-free), "gptq" when calibration is given; "rtn", "bcq".
     - calibration: batches for method="gptq" (dicts are passed as model(**batch), tuples as
       model(*batch), tensors as model(batch)); with a dict's "attention_mask", padding tokens
-      are left out of the statistics.
+      are left out of the statistics. "synthetic": batches of random tokens the library makes
+      (synthetic_batches(model); models with a token embedding), no data needed.
     - Modules already low-bit are skipped (patching twice changes nothing more). Models on the
       meta device get empty low-bit skeletons (what load() fills). Accelerate hooks move over.
     The report (modules replaced, bytes before and after, skips) is `model.torch_lowbit_report`.
@@ -122,6 +125,12 @@ def patch(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
+    if isinstance(calibration, str):
+        if calibration != "synthetic":
+            raise ValueError(f"calibration: expected batches or 'synthetic', got {calibration!r}")
+        calibration = synthetic_batches(model)
+    if method is None:
+        method = "gptq" if calibration is not None else DEFAULT_METHOD
     defaults = QuantConfig(bits, group_size, method, scale_dtype)  # validates them
     skip = tuple(skip)
     report = PatchReport()

@@ -57,3 +57,40 @@ def im2win_conv2d_bcq(x: torch.Tensor, planes: torch.Tensor, alpha: torch.Tensor
     k = weight_shape[1] * weight_shape[2] * weight_shape[3]
     w = bcq_dequantize(planes, alpha.float(), offset.float(), k, group_size).reshape(weight_shape)
     return im2win_conv2d(x, w, bias, stride, padding, dilation, groups)
+
+
+# ---- grid fitting (quantize/grids.py) ----
+def zero_point_grid(low: torch.Tensor, high: torch.Tensor, bits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, zero point) of the grid scale * (c - zp), c in [0, 2^bits), spanning about
+    [low, high] with zp an integer, so that 0 is a level (the range is first widened to hold 0)."""
+    qmax = 2**bits - 1
+    low, high = low.clamp(max=0), high.clamp(min=0)
+    scale = ((high - low) / qmax).clamp_min(1e-10)
+    return scale, (-low / scale).round().clamp(0, qmax)
+
+
+def zero_point_codes(w: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, bits: int) -> torch.Tensor:
+    """Codes (float) of w [..., G] on the grids scale [...] * (c - zp [...])."""
+    return ((w / scale.unsqueeze(-1)).round() + zp.unsqueeze(-1)).clamp(0, 2**bits - 1)
+
+
+def zero_point_fit(w: torch.Tensor, bits: int, points: int, refits: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each group (row of w [groups, G]): the zero-point grid (scale, zp) of lowest squared
+    error among `points` clippings of [min, max] by ratios linspace(1, 0.5), each clipping
+    followed by `refits` least-squares refits of the step for its codes (every candidate counts)."""
+    w = w.float()
+    low0, high0 = w.amin(dim=-1), w.amax(dim=-1)
+    best_err = torch.full(low0.shape, float("inf"), device=w.device)
+    best_scale, best_zp = zero_point_grid(low0, high0, bits)
+    for p in torch.linspace(1.0, 0.5, points).tolist():
+        scale, zp = zero_point_grid(low0 * p, high0 * p, bits)
+        for _ in range(refits + 1):
+            q = zero_point_codes(w, scale, zp, bits) - zp.unsqueeze(-1)
+            err = ((q * scale.unsqueeze(-1) - w) ** 2).sum(-1)
+            better = err < best_err
+            best_err = torch.where(better, err, best_err)
+            best_scale = torch.where(better, scale, best_scale)
+            best_zp = torch.where(better, zp, best_zp)
+            den = (q * q).sum(-1)
+            scale = torch.where(den > 0, (q * w).sum(-1) / den.clamp_min(1e-12), scale).clamp_min(1e-10)
+    return best_scale, best_zp

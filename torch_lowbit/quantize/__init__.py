@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from torch_lowbit.config import DATA_FREE_METHODS, METHODS, QuantConfig
+from torch_lowbit.config import DATA_FREE_METHODS, DEFAULT_METHOD, METHODS, QuantConfig
 from torch_lowbit.format import QuantizedWeight, pack_signs, padded_layout
 from torch_lowbit.quantize.gptq import gptq_quantize
 from torch_lowbit.quantize.grids import FITTERS, fit_in_row_chunks, pad_columns
@@ -21,7 +21,7 @@ def quantize_weight(
     w: torch.Tensor,
     bits: int = 3,
     group_size: int = 128,
-    method: str = "rtn",
+    method: str = DEFAULT_METHOD,
     scale_dtype: torch.dtype = torch.float16,
     hessian: torch.Tensor | None = None,
     gptq_grid: str = "bcq",
@@ -53,7 +53,7 @@ def quantize_weight(
         raise ValueError("w: cannot quantize a weight on the meta device (it has no values)")
     QuantConfig(bits, group_size, method, scale_dtype)  # validates each setting
     w2d = w.detach().reshape(w.shape[0], -1).float()
-    if not torch.isfinite(w2d).all():
+    if not torch.isfinite(w2d.abs().amax()):  # amax propagates NaN; no [N, K] bool temporary
         raise ValueError("w: contains NaN or Inf")
     n, k = w2d.shape
     kp, g = padded_layout(k, group_size)
