@@ -22,6 +22,17 @@ from torch_lowbit.patch import patch  # noqa: E402
 from torch_lowbit.quantize import quantize_weight  # noqa: E402
 from torch_lowbit.quantize.synthetic import synthetic_batches  # noqa: E402
 from torch_lowbit.serialization import CheckpointError, load, save  # noqa: E402
+from torch_lowbit.integrations import transformers_hook as _transformers_hook  # noqa: E402
+
+_transformers_hook.install()  # registers with transformers' quantizers once transformers loads them
+
+
+def __getattr__(name: str):
+    if name == "TorchLowbitConfig":  # imports transformers: only when asked for
+        from torch_lowbit.integrations.hf_quantizer import TorchLowbitConfig
+
+        return TorchLowbitConfig
+    raise AttributeError(f"module 'torch_lowbit' has no attribute {name!r}")
 
 __version__ = "0.1.0"
-__all__ = ["CheckpointError", "FORMAT_VERSION", "load", "save", "LowBitConv2d", "LowBitLinear", "QuantConfig", "QuantizedWeight", "build_info", "ops", "patch", "quantize_weight", "synthetic_batches"]
+__all__ = ["CheckpointError", "FORMAT_VERSION", "load", "save", "LowBitConv2d", "LowBitLinear", "QuantConfig", "QuantizedWeight", "build_info", "ops", "patch", "quantize_weight", "synthetic_batches", "TorchLowbitConfig"]

@@ -14,6 +14,7 @@ from torch_lowbit.config import DEFAULT_METHOD, QuantConfig
 from torch_lowbit.modules import LowBitConv2d, LowBitLinear, is_hf_conv1d, is_low_bit, skeleton
 from torch_lowbit.quantize.calibration import collect_hessians, plan_stages
 from torch_lowbit.quantize.synthetic import synthetic_batches
+from torch_lowbit.serialization import record_in_hf_config
 
 DEFAULT_SKIP = ("lm_head", "*.lm_head")  # output heads stay float; embeddings are never targets
 
@@ -114,7 +115,9 @@ def patch(
       (synthetic_batches(model); models with a token embedding), no data needed.
     - Modules already low-bit are skipped (patching twice changes nothing more). Models on the
       meta device get empty low-bit skeletons (what load() fills). Accelerate hooks move over.
-    The report (modules replaced, bytes before and after, skips) is `model.torch_lowbit_report`.
+    The report (modules replaced, bytes before and after, skips) is `model.torch_lowbit_report`;
+    transformers models also get `model.config.quantization_config` (so save_pretrained writes a
+    checkpoint that from_pretrained loads back low-bit).
 
     Example:
         >>> import torch, torch_lowbit
@@ -181,6 +184,7 @@ def patch(
             bar.update(1)
         del hessians
     bar.close()
+    record_in_hf_config(model)
     model.torch_lowbit_report = report
     if verbose:
         print(report)

@@ -60,6 +60,27 @@ def _tensors_and_aliases(model: nn.Module) -> tuple[dict[str, torch.Tensor], dic
     return tensors, aliases, non_persistent
 
 
+def module_entries(model: nn.Module) -> dict[str, dict]:
+    """quantization_config["modules"] of a model: {qualified name: entry} per low-bit layer."""
+    return {name: {"kind": "conv2d" if isinstance(m, LowBitConv2d) else "linear", **m.quant_info()}
+            for name, m in model.named_modules() if is_low_bit(m)}
+
+
+def record_in_hf_config(model: nn.Module) -> None:
+    """Write the model's low-bit layers into its transformers config (config.quantization_config),
+    so that save_pretrained writes a checkpoint from_pretrained and load() read back. Models
+    without a transformers config, or quantized by another method, are left alone."""
+    config = getattr(model, "config", None)
+    if config is None or not hasattr(config, "to_dict") or not hasattr(config, "model_type"):
+        return
+    modules = module_entries(model)
+    current = getattr(config, "quantization_config", None)
+    if current is None or isinstance(current, dict) and current.get("quant_method") == QUANT_METHOD:
+        config.quantization_config = {"quant_method": QUANT_METHOD, "format_version": FORMAT_VERSION, "modules": modules, "tied": {}, "non_persistent_buffers": []}
+    elif getattr(current, "quant_method", None) == QUANT_METHOD:
+        current.format_version, current.modules = FORMAT_VERSION, modules
+
+
 def save(model: nn.Module, directory: str | os.PathLike, tokenizer: Any = None) -> Path:
     """Write a patched model to `directory` (atomically). Returns the directory.
 
@@ -75,10 +96,7 @@ def save(model: nn.Module, directory: str | os.PathLike, tokenizer: Any = None) 
     if not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module, got {type(model).__name__}")
     directory = Path(directory)
-    modules = {}
-    for name, module in model.named_modules():
-        if is_low_bit(module):
-            modules[name] = {"kind": "conv2d" if isinstance(module, LowBitConv2d) else "linear", **module.quant_info()}
+    modules = module_entries(model)
     tensors, aliases, non_persistent = _tensors_and_aliases(model)
     quant_config = {
         "quant_method": QUANT_METHOD,
@@ -91,6 +109,11 @@ def save(model: nn.Module, directory: str | os.PathLike, tokenizer: Any = None) 
     if hasattr(model, "config") and hasattr(model.config, "to_dict"):
         config = model.config.to_dict()
         config["architectures"] = [type(model).__name__]  # as save_pretrained does: load() rebuilds this class
+        if config.get("dtype") is None:
+            # from_pretrained(dtype="auto") otherwise takes the first float tensor of the file,
+            # which may be a layer's fp16 scales.
+            floats = [p.dtype for p in model.parameters() if p.is_floating_point()]
+            config["dtype"] = str(floats[0]).removeprefix("torch.") if floats else None
     config["quantization_config"] = quant_config
 
     if directory.exists() and not directory.is_dir():
@@ -149,7 +172,9 @@ def load(
     device: str | torch.device = "cpu",
     verify: bool = True,
 ) -> nn.Module:
-    """Load a checkpoint written by save(): returns a model whose outputs are bit-identical.
+    """Load a checkpoint written by save() (or by save_pretrained of a patched transformers model,
+    which goes through transformers' from_pretrained): returns a model whose outputs are
+    bit-identical.
 
     The skeleton is built on the meta device (from config.json with transformers, or the `model`
     you pass) and receives the packed tensors directly: float weights of quantized layers are
@@ -173,6 +198,10 @@ def load(
 
     directory = Path(directory)
     config, qc = read_quantization_config(directory)
+    if model is None and "weights_sha256" not in qc and config.get("architectures"):
+        # Written by transformers' save_pretrained (no checksum, maybe sharded, without the
+        # non-persistent buffers transformers rebuilds): load it the way it was written.
+        return _load_with_transformers(directory, config, device)
     weights_path = directory / WEIGHTS_NAME
     if not weights_path.is_file():
         raise CheckpointError(f"directory: {directory} has no {WEIGHTS_NAME}")
@@ -182,7 +211,7 @@ def load(
         model = _skeleton_from_config(config)
     elif not isinstance(model, nn.Module):
         raise TypeError(f"model: expected an nn.Module skeleton or None, got {type(model).__name__}")
-    model = _install_skeletons(model, qc["modules"])
+    model = install_skeletons(model, qc["modules"])
     try:
         tensors = load_file(str(weights_path), device=str(device))
     except (SafetensorError, OSError, RuntimeError, ValueError) as err:
@@ -214,10 +243,22 @@ def load(
     left = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
     if left:
         raise CheckpointError(f"directory: no values for {left[:5]}")
+    record_in_hf_config(model)
     return model.eval()
 
 
-def _install_skeletons(model: nn.Module, modules: dict) -> nn.Module:
+def _load_with_transformers(directory: Path, config: dict, device: str | torch.device) -> nn.Module:
+    try:
+        import transformers
+    except ImportError as err:
+        raise CheckpointError("directory: written by save_pretrained; loading it needs `transformers`") from err
+    cls = getattr(transformers, config["architectures"][0], None) if isinstance(config["architectures"][0], str) else None
+    if cls is None or not hasattr(cls, "from_pretrained"):
+        raise CheckpointError(f"config.json: architectures {config['architectures']!r} is not a transformers model class")
+    return cls.from_pretrained(str(directory), device_map=str(device)).eval()
+
+
+def install_skeletons(model: nn.Module, modules: dict) -> nn.Module:
     """Swap in an empty low-bit module for each quantized entry; returns the model (the new
     module itself when the checkpoint is one patched layer, entry name "")."""
     for name, info in modules.items():

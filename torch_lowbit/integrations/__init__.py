@@ -1,0 +1,1 @@
+"""Integrations with other libraries' loading and training paths (transformers first)."""
