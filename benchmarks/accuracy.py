@@ -18,7 +18,7 @@ import time
 import torch
 
 import torch_lowbit
-from benchmarks.harness import machine, machine_tag, write
+from harness import machine, machine_tag, write
 from torch_lowbit import demo
 from torch_lowbit.config import DEFAULT_METHOD
 from torch_lowbit.quantize.calibration import text_batches

@@ -12,9 +12,9 @@ import torch
 from torch_lowbit.config import DATA_FREE_METHODS, DEFAULT_METHOD, METHODS, QuantConfig
 from torch_lowbit.format import QuantizedWeight, pack_signs, padded_layout
 from torch_lowbit.quantize.gptq import gptq_quantize
-from torch_lowbit.quantize.grids import FITTERS, fit_in_row_chunks, pad_columns
+from torch_lowbit.quantize.grids import FITTERS, fit_in_row_chunks, nearest_codes, pad_columns
 
-__all__ = ["DATA_FREE_METHODS", "METHODS", "quantize_weight"]
+__all__ = ["DATA_FREE_METHODS", "METHODS", "quantize_weight", "requantize_on_grid"]
 
 
 def quantize_weight(
@@ -63,12 +63,45 @@ def quantize_weight(
     else:
         codes, alpha, z = fit_in_row_chunks(FITTERS[method], wg, bits)
     _check_scales_fit(wg, alpha, z, bits, scale_dtype)
+    return _pack(codes, alpha, z, tuple(w.shape), group_size, method, scale_dtype)
+
+
+def _pack(codes: torch.Tensor, alpha: torch.Tensor, z: torch.Tensor, shape: tuple[int, ...], group_size: int, method: str,
+          scale_dtype: torch.dtype) -> QuantizedWeight:
+    """QuantizedWeight of codes [N, ng, G] (uint8) on grids alpha [N, ng, bits], z [N, ng]."""
+    n, ng, g = codes.shape
+    bits = alpha.shape[-1]
     shifts = torch.arange(bits, device=codes.device, dtype=torch.uint8).view(bits, 1, 1)
-    signs = ((codes.reshape(1, n, kp) >> shifts) & 1).bool()  # uint8 math: [bits, N, Kp] bytes
+    signs = ((codes.to(torch.uint8).reshape(1, n, ng * g) >> shifts) & 1).bool()  # uint8 math: [bits, N, Kp] bytes
     planes = pack_signs(signs)
     alpha_t = alpha.permute(2, 1, 0).to(scale_dtype).contiguous()  # [bits, ng, N]
     offset_t = z.t().to(scale_dtype).contiguous()  # [ng, N]
-    return QuantizedWeight(planes, alpha_t, offset_t, tuple(w.shape), group_size, method)
+    return QuantizedWeight(planes, alpha_t, offset_t, shape, group_size, method)
+
+
+def requantize_on_grid(qw: QuantizedWeight, w: torch.Tensor) -> QuantizedWeight:
+    """`w` (the weight's shape) rounded to the nearest level of qw's own grids: same scales, same
+    settings, new codes. Weights w does not move by half a step keep their codes, so a small
+    change (a merged LoRA delta) changes only the weights it moves across a level boundary.
+
+    Example:
+        >>> import torch, torch_lowbit
+        >>> from torch_lowbit.quantize import requantize_on_grid
+        >>> qw = torch_lowbit.quantize_weight(torch.randn(16, 64), bits=3, group_size=32)
+        >>> torch.equal(requantize_on_grid(qw, qw.dequantize()).planes, qw.planes)
+        True
+    """
+    if tuple(w.shape) != tuple(qw.shape):
+        raise ValueError(f"w: expected shape {tuple(qw.shape)} (the quantized weight's), got {tuple(w.shape)}")
+    if not torch.isfinite(w.float().abs().amax()):
+        raise ValueError("w: contains NaN or Inf")
+    n, k = qw.out_features, qw.in_features
+    kp, g = qw.padded_in_features, qw.effective_group_size
+    wg = pad_columns(w.detach().reshape(n, k).float().to(qw.planes.device), kp).reshape(n, kp // g, g)
+    alpha = qw.alpha.float().permute(2, 1, 0)  # [N, ng, bits]
+    z = qw.offset.float().t()  # [N, ng]
+    codes = nearest_codes(wg, alpha, z).to(torch.uint8)
+    return _pack(codes, alpha, z, tuple(qw.shape), qw.group_size, qw.method, qw.scale_dtype)
 
 
 def _check_scales_fit(wg: torch.Tensor, alpha: torch.Tensor, z: torch.Tensor, bits: int, scale_dtype: torch.dtype) -> None:
