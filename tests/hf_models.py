@@ -9,6 +9,14 @@ def tiny_gpt2():
     return GPT2LMHeadModel(cfg).eval(), {"input_ids": torch.randint(0, 101, (2, 12))}
 
 
+def tiny_llama():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(cfg).eval(), {"input_ids": torch.randint(0, 96, (2, 11))}
+
+
 def tiny_bert():
     from transformers import BertConfig, BertModel
 

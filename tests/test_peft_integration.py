@@ -5,7 +5,7 @@ import torch
 import torch_lowbit
 from torch_lowbit.backends import native
 from torch_lowbit.quantize import requantize_on_grid
-from test_transformers_integration import tiny_llama
+from hf_models import tiny_llama
 
 peft = pytest.importorskip("peft")
 from torch_lowbit.integrations.peft import LowBitLoraLinear, lora_config, merge_and_unload_to_float  # noqa: E402

@@ -8,15 +8,7 @@ import torch
 
 import torch_lowbit
 from torch_lowbit.backends import native
-from hf_models import output_of, tiny_bert, tiny_gpt2
-
-
-def tiny_llama():
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    cfg = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=64)
-    return LlamaForCausalLM(cfg).eval(), {"input_ids": torch.randint(0, 96, (2, 11))}
+from hf_models import output_of, tiny_bert, tiny_gpt2, tiny_llama
 
 
 MODELS = {"llama": tiny_llama, "gpt2": tiny_gpt2, "bert": tiny_bert}

@@ -5,8 +5,8 @@ transformers loads its quantizer registry), so that
 - `AutoModel*.from_pretrained(dir)` loads a directory written by `torch_lowbit.save` or by
   `save_pretrained` of a patched model, bit-identical to the model that was saved;
 - `from_pretrained(float_dir, quantization_config=TorchLowbitConfig(bits=3))` quantizes while
-  loading, as `torch_lowbit.patch` with the same settings would (the float model is loaded first,
-  then each layer is quantized and its float weight freed);
+  loading, bit-identical to `torch_lowbit.patch` with the same settings: each layer's float
+  weight is quantized as the loader reads it (QuantizeOnLoad), one at a time;
 - `model.dequantize()` turns every low-bit layer back into a float nn.Linear / nn.Conv2d.
 
     >>> import tempfile, torch, torch_lowbit
@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from transformers.core_model_loading import ConversionOps
 from transformers.quantizers import auto as _auto
 from transformers.quantizers.base import HfQuantizer
 from transformers.utils.quantization_config import QuantizationConfigMixin
@@ -33,7 +34,7 @@ from transformers.utils.quantization_config import QuantizationConfigMixin
 from torch_lowbit.checkpoint_checks import HASH_FIELDS, QUANT_METHOD, check_quantization_config
 from torch_lowbit.config import DEFAULT_METHOD, SCALE_DTYPE_BY_NAME, QuantConfig
 from torch_lowbit.format import FORMAT_VERSION
-from torch_lowbit.modules import LowBitConv2d, is_low_bit
+from torch_lowbit.modules import LowBitConv2d, is_hf_conv1d, is_low_bit
 from torch_lowbit.patch import DEFAULT_SKIP
 
 _SAVED_FIELDS = ("format_version", "modules", "tied", "non_persistent_buffers")
@@ -100,6 +101,7 @@ class TorchLowbitHfQuantizer(HfQuantizer):
 
         qc = self.quantization_config
         if not self.pre_quantized:
+            _install_quantize_on_load_skeletons(model, qc)
             return model
         if not qc.is_saved_form:
             raise ValueError("quantization_config: a torch_lowbit checkpoint's config.json must list its low-bit 'modules'")
@@ -117,16 +119,25 @@ class TorchLowbitHfQuantizer(HfQuantizer):
         model._keys_to_ignore_on_load_unexpected = ignore | {rf"^{name.replace('.', r'[.]')}$" for name in qc.non_persistent_buffers}
         return model
 
-    def _process_model_after_weight_loading(self, model, **kwargs):
-        import torch_lowbit
+    def param_needs_quantization(self, model, param_name: str, **kwargs) -> bool:
+        owner, _, leaf = param_name.rpartition(".")
+        return not self.pre_quantized and leaf == "weight" and owner in self._quantize_on_load(model)
 
-        qc = self.quantization_config
+    def _quantize_on_load(self, model) -> set[str]:
+        return getattr(model, "_torch_lowbit_pending", set())
+
+    def get_quantize_ops(self):
+        return QuantizeOnLoad(self)
+
+    def _process_model_after_weight_loading(self, model, **kwargs):
+        from torch_lowbit.serialization import record_in_hf_config
+
         if not self.pre_quantized:
-            # patch() records the layers it made in qc (record_in_hf_config), once
-            # transformers has set model.config.quantization_config to it.
-            model.config.quantization_config = qc
-            torch_lowbit.patch(model, bits=qc.bits, group_size=qc.group_size, method=qc.method, skip=qc.skip,
-                               scale_dtype=SCALE_DTYPE_BY_NAME[qc.scale_dtype])
+            pending = sorted(self._quantize_on_load(model))
+            if pending:
+                raise ValueError(f"from_pretrained: the checkpoint has no float weight for {pending[:5]}; nothing to quantize them from")
+            model.config.quantization_config = self.quantization_config
+            record_in_hf_config(model)
         return model
 
     def _dequantize(self, model, dtype=None):
@@ -142,6 +153,48 @@ class TorchLowbitHfQuantizer(HfQuantizer):
     @property
     def is_compileable(self) -> bool:
         return True
+
+
+def _install_quantize_on_load_skeletons(model: nn.Module, qc: TorchLowbitConfig) -> None:
+    """On the meta skeleton: every layer patch() would quantize becomes an empty low-bit layer
+    (patch on a meta model) holding a float-shaped meta `weight` placeholder, so that the
+    checkpoint's float weight is routed to QuantizeOnLoad, one layer at a time."""
+    import torch_lowbit
+
+    float_shapes = {name: tuple(m.weight.shape) for name, m in model.named_modules() if isinstance(getattr(m, "weight", None), torch.Tensor)}
+    conv1d = {name for name, m in model.named_modules() if is_hf_conv1d(m)}
+    torch_lowbit.patch(model, bits=qc.bits, group_size=qc.group_size, method=qc.method, skip=qc.skip, scale_dtype=SCALE_DTYPE_BY_NAME[qc.scale_dtype])
+    pending = set()
+    for name, module in model.named_modules():
+        if is_low_bit(module):
+            module.weight = nn.Parameter(torch.empty(float_shapes[name], device="meta"), requires_grad=False)
+            module._weight_is_hf_conv1d = name in conv1d  # its checkpoint weight is [in, out]
+            pending.add(name)
+            model.get_submodule(name.rpartition(".")[0])._is_hf_initialized = True  # see _process_model_before_weight_loading
+    model._torch_lowbit_pending = pending
+
+
+class QuantizeOnLoad(ConversionOps):
+    """transformers' loader hands this op each target layer's float weight as it is read; it
+    returns the layer's packed tensors, so only one float weight is in memory at a time."""
+
+    def __init__(self, hf_quantizer: TorchLowbitHfQuantizer) -> None:
+        self.hf_quantizer = hf_quantizer
+
+    def convert(self, input_dict: dict, model=None, full_layer_name: str | None = None, missing_keys=None, **kwargs) -> dict:
+        from torch_lowbit.quantize import quantize_weight
+
+        key, value = next(iter(input_dict.items()))
+        value = value[0] if isinstance(value, list) else value
+        name = key.rpartition(".")[0]
+        module = model.get_submodule(name)
+        weight = value.t() if module._weight_is_hf_conv1d else value
+        qw = quantize_weight(weight, bits=module.bits, group_size=module.group_size, method=module.method, scale_dtype=module.alpha.dtype)
+        module.register_parameter("weight", None)  # the placeholder goes; the layer has no float weight
+        model._torch_lowbit_pending.discard(name)
+        if missing_keys is not None:
+            missing_keys.discard(key)
+        return {f"{name}.planes": qw.planes, f"{name}.alpha": qw.alpha, f"{name}.offset": qw.offset}
 
 
 def dequantize_model(model: nn.Module, dtype: torch.dtype | None = None) -> nn.Module:
