@@ -110,3 +110,12 @@ def test_quantize_rejects_bad_weights():
         torch_lowbit.quantize_weight(torch.randn(8, 64, 2))
     with pytest.raises(ValueError, match="NaN"):
         torch_lowbit.quantize_weight(torch.full((8, 64), float("nan")))
+
+
+@pytest.mark.parametrize("n,kp,bits", [(1, 32, 1), (5, 64, 3), (37, 96, 8), (16, 256, 4)])
+def test_pack_codes_equals_pack_signs_of_the_code_bits(n, kp, bits):
+    from torch_lowbit.format import pack_codes
+
+    codes = torch.randint(0, 2**bits, (n, kp), dtype=torch.uint8)
+    signs = ((codes.unsqueeze(0) >> torch.arange(bits, dtype=torch.uint8).view(bits, 1, 1)) & 1).bool()
+    assert torch.equal(pack_codes(codes, bits), pack_signs(signs))

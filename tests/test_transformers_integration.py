@@ -117,6 +117,16 @@ def test_registration_is_lazy_and_happens_when_transformers_loads():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
+    # the other order: TorchLowbitConfig asked for first imports transformers itself
+    code = (
+        "import torch_lowbit\n"
+        "cfg = torch_lowbit.TorchLowbitConfig(bits=4)\n"
+        "from transformers.quantizers.auto import AUTO_QUANTIZER_MAPPING\n"
+        "assert 'torch_lowbit' in AUTO_QUANTIZER_MAPPING\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]
 
 
 @pytest.mark.parametrize("name", ["llama", "gpt2"])

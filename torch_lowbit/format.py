@@ -61,6 +61,20 @@ def pack_signs(signs: torch.Tensor) -> torch.Tensor:
     return rows.reshape(bits, panels(n), PANEL_ROWS, kp // 8).transpose(2, 3).contiguous()
 
 
+def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
+    """uint8 codes [N, Kp] (bit b of a code = plane b's sign) -> planes as pack_signs makes them.
+    One byte column at a time, so the temporaries stay at 1/8 of a plane (pack_signs of the
+    unpacked signs holds ~2 x bits bytes per weight: 1.5x a 3-bit layer's float weight, which
+    is what bounded quantize-while-loading's peak memory)."""
+    n, kp = codes.shape
+    planes = codes.new_zeros((bits, panels(n) * PANEL_ROWS, kp // 8))
+    for j in range(8):
+        column = codes[:, j::8]  # weight j of every byte column: [N, Kp / 8]
+        for b in range(bits):
+            planes[b, :n] |= ((column >> b) & 1) << j
+    return planes.reshape(bits, panels(n), PANEL_ROWS, kp // 8).transpose(2, 3).contiguous()
+
+
 def row_bytes(planes: torch.Tensor, n: int) -> torch.Tensor:
     """Panel-major planes -> row-major bytes [bits, N, Kp // 8]."""
     bits, p, c, _ = planes.shape

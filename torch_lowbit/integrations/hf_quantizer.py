@@ -227,3 +227,6 @@ def register() -> None:
         _auto.register_quantization_config(QUANT_METHOD)(TorchLowbitConfig)
     if QUANT_METHOD not in _auto.AUTO_QUANTIZER_MAPPING:
         _auto.register_quantizer(QUANT_METHOD)(TorchLowbitHfQuantizer)
+
+
+register()  # importing this module (torch_lowbit.TorchLowbitConfig does) registers too

@@ -12,6 +12,9 @@ _TARGET = "transformers.quantizers.auto"
 
 
 def _register() -> None:
+    module = sys.modules.get("torch_lowbit.integrations.hf_quantizer")
+    if module is not None and not hasattr(module, "register"):
+        return  # hf_quantizer's own import got us here; it registers itself when it finishes
     from torch_lowbit.integrations import hf_quantizer
 
     hf_quantizer.register()

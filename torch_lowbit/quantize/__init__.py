@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from torch_lowbit.config import DATA_FREE_METHODS, DEFAULT_METHOD, METHODS, QuantConfig
-from torch_lowbit.format import QuantizedWeight, pack_signs, padded_layout
+from torch_lowbit.format import QuantizedWeight, pack_codes, padded_layout
 from torch_lowbit.quantize.gptq import gptq_quantize
 from torch_lowbit.quantize.grids import FITTERS, fit_in_row_chunks, nearest_codes, pad_columns
 
@@ -71,9 +71,7 @@ def _pack(codes: torch.Tensor, alpha: torch.Tensor, z: torch.Tensor, shape: tupl
     """QuantizedWeight of codes [N, ng, G] (uint8) on grids alpha [N, ng, bits], z [N, ng]."""
     n, ng, g = codes.shape
     bits = alpha.shape[-1]
-    shifts = torch.arange(bits, device=codes.device, dtype=torch.uint8).view(bits, 1, 1)
-    signs = ((codes.to(torch.uint8).reshape(1, n, ng * g) >> shifts) & 1).bool()  # uint8 math: [bits, N, Kp] bytes
-    planes = pack_signs(signs)
+    planes = pack_codes(codes.to(torch.uint8).reshape(n, ng * g), bits)
     alpha_t = alpha.permute(2, 1, 0).to(scale_dtype).contiguous()  # [bits, ng, N]
     offset_t = z.t().to(scale_dtype).contiguous()  # [ng, N]
     return QuantizedWeight(planes, alpha_t, offset_t, shape, group_size, method)
