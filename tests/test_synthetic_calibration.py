@@ -61,3 +61,16 @@ def test_patch_with_synthetic_calibration_runs_gptq():
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_cli_quantize_with_synthetic_calibration(tmp_path):
+    from torch_lowbit.__main__ import main
+
+    model, batch = tiny_bert()
+    model.save_pretrained(tmp_path / "float")
+    assert main(["quantize", str(tmp_path / "float"), str(tmp_path / "q"), "--bits", "4", "--group-size", "32",
+                 "--method", "gptq", "--calibration", "synthetic"]) == 0
+    loaded = torch_lowbit.load(tmp_path / "q")
+    methods = {m.method for m in loaded.modules() if isinstance(m, torch_lowbit.LowBitLinear)}
+    assert methods == {"gptq"}
+    assert torch.isfinite(output_of(loaded, batch)).all()
