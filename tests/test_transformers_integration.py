@@ -137,3 +137,24 @@ def test_torch_lowbit_load_reads_save_pretrained_directories(tmp_path, name):
     loaded = torch_lowbit.load(tmp_path / "ckpt")
     assert type(loaded) is type(model) and not any(t.is_meta for t in loaded.state_dict().values())
     assert torch.equal(output_of(loaded, batch), output_of(model, batch))
+
+
+def test_device_map_auto_sizes_the_packed_model(tmp_path):
+    from transformers.integrations.accelerate import compute_module_sizes
+
+    model, batch = tiny_llama()
+    model.save_pretrained(tmp_path / "float")
+    cfg = torch_lowbit.TorchLowbitConfig(bits=3, group_size=32)
+    loaded = _auto_class(model).from_pretrained(tmp_path / "float", quantization_config=cfg, device_map="auto")
+    torch_lowbit.patch(model, bits=3, group_size=32)
+    assert torch.equal(output_of(loaded, batch), output_of(model, batch))
+    # what the skeleton is sized at, before loading: the packed bytes, not the float weights
+    from torch_lowbit.integrations.hf_quantizer import TorchLowbitHfQuantizer, _install_quantize_on_load_skeletons
+
+    with torch.device("meta"):
+        skeleton = type(model)(model.config)
+    quantizer = TorchLowbitHfQuantizer(cfg, pre_quantized=False)
+    _install_quantize_on_load_skeletons(skeleton, cfg)
+    sizes, _ = compute_module_sizes(skeleton, hf_quantizer=quantizer)
+    packed = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
+    assert sizes[""] == packed

@@ -126,6 +126,11 @@ class TorchLowbitHfQuantizer(HfQuantizer):
     def _quantize_on_load(self, model) -> set[str]:
         return getattr(model, "_torch_lowbit_pending", set())
 
+    def param_element_size(self, model, param_name: str, param: torch.Tensor) -> float:
+        # device_map="auto" sizes the skeleton: the packed buffers already have their real
+        # dtypes, and the float placeholder of a layer quantized on load takes no memory.
+        return 0 if self.param_needs_quantization(model, param_name) else param.element_size()
+
     def get_quantize_ops(self):
         return QuantizeOnLoad(self)
 
