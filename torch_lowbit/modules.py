@@ -173,6 +173,23 @@ def skeleton(kind: str, module: nn.Module, shape: tuple[int, ...], config: Quant
     return LowBitLinear(qw, bias)
 
 
+def float_module(module: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """A float nn.Linear / nn.Conv2d holding a low-bit layer's dequantized weight (in `dtype`)
+    and its bias: what dequantize() and the exact LoRA merge turn a low-bit layer into."""
+    weight = module.quantized_weight.dequantize().to(dtype)
+    bias = module.bias is not None
+    if isinstance(module, LowBitConv2d):
+        new = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding, module.dilation,
+                        module.groups, bias=bias, device=weight.device, dtype=dtype)
+    else:
+        new = nn.Linear(module.in_features, module.out_features, bias=bias, device=weight.device, dtype=dtype)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if bias:
+            new.bias.copy_(module.bias)
+    return new
+
+
 def is_hf_conv1d(module: nn.Module) -> bool:
     """HuggingFace's GPT-2 style Conv1D (weight [in, out]), without importing transformers."""
     cls = type(module)

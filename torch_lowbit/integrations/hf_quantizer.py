@@ -34,11 +34,8 @@ from transformers.utils.quantization_config import QuantizationConfigMixin
 from torch_lowbit.checkpoint_checks import HASH_FIELDS, QUANT_METHOD, check_quantization_config
 from torch_lowbit.config import DEFAULT_METHOD, SCALE_DTYPE_BY_NAME, QuantConfig
 from torch_lowbit.format import FORMAT_VERSION
-from torch_lowbit.modules import LowBitConv2d, is_hf_conv1d, is_low_bit
+from torch_lowbit.modules import float_module, is_hf_conv1d, is_low_bit
 from torch_lowbit.patch import DEFAULT_SKIP
-
-_SAVED_FIELDS = ("format_version", "modules", "tied", "non_persistent_buffers")
-
 
 class TorchLowbitConfig(QuantizationConfigMixin):
     """Settings for quantizing while loading (`bits`, `group_size`, `method`, `scale_dtype`, `skip`
@@ -209,16 +206,7 @@ def dequantize_model(model: nn.Module, dtype: torch.dtype | None = None) -> nn.M
     for name, module in list(model.named_modules()):
         if not is_low_bit(module):
             continue
-        weight = module.quantized_weight.dequantize().to(dtype)
-        if isinstance(module, LowBitConv2d):
-            new = nn.Conv2d(module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding, module.dilation,
-                            module.groups, bias=module.bias is not None, device=weight.device, dtype=dtype)
-        else:
-            new = nn.Linear(module.in_features, module.out_features, bias=module.bias is not None, device=weight.device, dtype=dtype)
-        with torch.no_grad():
-            new.weight.copy_(weight)
-            if module.bias is not None:
-                new.bias.copy_(module.bias)
+        new = float_module(module, dtype)
         parent, _, attr = name.rpartition(".")
         if not name:
             return new

@@ -32,7 +32,7 @@ from peft.tuners.lora.layer import Linear as LoraLinear
 from peft.tuners.tuners_utils import BaseTunerLayer, check_adapters_to_merge
 from torch import nn
 
-from torch_lowbit.modules import LowBitLinear
+from torch_lowbit.modules import LowBitLinear, float_module
 from torch_lowbit.quantize import requantize_on_grid
 
 log = logging.getLogger(__name__)
@@ -62,13 +62,7 @@ class LowBitLoraLinear(LoraLinear):
         log.info("torch_lowbit: merged adapter %r into a %d-bit layer; rounding error %.3g of the delta's norm", adapter, qw.bits, error)
         new = LowBitLinear(new_qw, base.bias)
         new.backend = base.backend
-        self._set_base(new)
-
-    def _set_base(self, new: nn.Module) -> None:
-        owner = self
-        while isinstance(owner.base_layer, BaseTunerLayer):
-            owner = owner.base_layer
-        owner.base_layer = new
+        _set_base_layer(self, new)
 
     @property
     def merge_errors(self) -> dict[str, float]:
@@ -95,6 +89,14 @@ class LowBitLoraLinear(LoraLinear):
                 self._apply_delta(adapter, -1.0, False)
 
 
+def _set_base_layer(layer: BaseTunerLayer, new: nn.Module) -> None:
+    """Replace the innermost base layer of a (possibly nested) tuner layer."""
+    owner = layer
+    while isinstance(owner.base_layer, BaseTunerLayer):
+        owner = owner.base_layer
+    owner.base_layer = new
+
+
 def lora_config(**kwargs: Any) -> LoraConfig:
     """LoraConfig(**kwargs) with LowBitLoraLinear registered for LowBitLinear layers."""
     config = LoraConfig(**kwargs)
@@ -115,14 +117,6 @@ def merge_and_unload_to_float(peft_model: nn.Module, dtype: torch.dtype = torch.
     unwrapped model. Layers without adapters stay low-bit."""
     for module in list(peft_model.modules()):
         if isinstance(module, LoraLinear) and isinstance(module.get_base_layer(), LowBitLinear):
-            base = module.get_base_layer()
-            float_layer = nn.Linear(base.in_features, base.out_features, bias=base.bias is not None, device=base.planes.device, dtype=dtype)
-            with torch.no_grad():
-                float_layer.weight.copy_(base.quantized_weight.dequantize().to(dtype))
-                if base.bias is not None:
-                    float_layer.bias.copy_(base.bias)
-            owner = module
-            while isinstance(owner.base_layer, BaseTunerLayer):
-                owner = owner.base_layer
-            owner.base_layer = float_layer  # LowBitLoraLinear then merges as PEFT's lora.Linear does
+            # LowBitLoraLinear then merges as PEFT's lora.Linear does
+            _set_base_layer(module, float_module(module.get_base_layer(), dtype))
     return peft_model.merge_and_unload()
