@@ -84,6 +84,26 @@ def test_int8_tables_mixed_uniform_and_free_groups(isa):
     assert rel_err(exact, x @ qw.dequantize().T) < 3e-5
 
 
+@pytest.mark.parametrize("scale_dtype", [torch.float16, torch.float32], ids=str)
+@pytest.mark.parametrize("method", ["rtn", "bcq"])
+def test_int8_tables_across_scale_chunks(isa, method, scale_dtype):
+    # Each thread gathers the scales of a chunk of its panels (as many as fit 128 KiB) before
+    # computing them: at K = 4096, g32 a chunk is 4-8 panels, so 1500 rows (a partial last panel)
+    # cross many chunk boundaries, with one thread and with two.
+    gen = torch.Generator().manual_seed(11)
+    qw = torch_lowbit.quantize_weight(torch.randn(1500, 4096, generator=gen), bits=3, group_size=32, method=method, scale_dtype=scale_dtype)
+    x = torch.randn(2, 4096, generator=gen)
+    threads = torch.get_num_threads()
+    try:
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            fast, exact = _both(torch_lowbit.ops.lut_gemm, x, qw)
+            assert within_int8_table_bound(fast, exact, x, qw) <= 1, t
+            assert rel_err(exact, x @ qw.dequantize().T) < 3e-5
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_default_linear_path_is_int8_and_near_exact(isa):
     assert native.cpu_lut_tables() == "int8"
     assert torch_lowbit.build_info()["cpu_lut_tables"] == "int8"
