@@ -5,7 +5,9 @@ from the same weights, same threads, in one process.
     python benchmarks/cpu_decode.py --threads 2                 # TinyLlama-1.1B shape
     python benchmarks/cpu_decode.py --threads 2 --layers 4      # a 4-layer slice of it (quick)
 
-Reports ms per decoded token, prompt tokens/s, the weight bytes a decode step reads (every
+Reports ms per decoded token, the median single decode step of a bare loop (on a shared VM single
+steps stall at random; the median step is what a typical token costs, on both sides), prompt
+tokens/s, the weight bytes a decode step reads (every
 linear layer, the lm_head, one embedding row) and the bandwidth that implies, against the
 machine's measured stream rate (a large fp32 GEMV). Ours: fp32, bf16 (no quantization), and
 `patch(model, bits=b)` at 2/3/4 bits (the lm_head stays fp32 by default: its own row), plus
@@ -73,13 +75,23 @@ def time_hf(model, prompt: torch.Tensor, new_tokens: int, repeats: int) -> tuple
         t = time.perf_counter()
         gen(new_tokens + 1)
         full.append(time.perf_counter() - t)
-    pre_s, full_s = sorted(pre)[len(pre) // 2], sorted(full)[len(full) // 2]
+    pre_s, full_s = median(pre), median(full)
     return (full_s - pre_s) / new_tokens * 1e3, prompt.shape[1] / pre_s
 
 
-def time_forward_loop(model, prompt: torch.Tensor, new_tokens: int, repeats: int) -> tuple[float, float]:
+def median(values) -> float:
+    values = sorted(values)
+    return values[len(values) // 2]
+
+
+def time_forward_loop(model, prompt: torch.Tensor, new_tokens: int, repeats: int) -> tuple[float, float, float]:
     """The same greedy decode as a bare loop of model(...) calls with the KV cache, without
-    generate's per-token machinery: what the model itself costs, as llama.cpp's loop measures."""
+    generate's per-token machinery: what the model itself costs, as llama.cpp's loop measures.
+    Returns (ms per token, prompt tokens/s, median ms of one step over every step of every
+    repeat: on a shared VM single steps stall at random, and the median step is what a typical
+    token costs)."""
+    steps = []
+
     def run():
         with torch.inference_mode():
             t0 = time.perf_counter()
@@ -87,20 +99,24 @@ def time_forward_loop(model, prompt: torch.Tensor, new_tokens: int, repeats: int
             t1 = time.perf_counter()
             past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
             for _ in range(new_tokens):
+                t = time.perf_counter()
                 out = model(tok, past_key_values=past, use_cache=True)
                 past, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+                steps.append(time.perf_counter() - t)
             return t1 - t0, time.perf_counter() - t1
 
     run()
+    steps.clear()
     pre, dec = zip(*(run() for _ in range(repeats)))
-    pre_s, dec_s = sorted(pre)[len(pre) // 2], sorted(dec)[len(dec) // 2]
-    return dec_s / new_tokens * 1e3, prompt.shape[1] / pre_s
+    return median(dec) / new_tokens * 1e3, prompt.shape[1] / median(pre), median(steps) * 1e3
 
 
-def time_llama_cpp(path: Path, prompt: list[int], new_tokens: int, threads: int, repeats: int) -> tuple[float, float]:
+def time_llama_cpp(path: Path, prompt: list[int], new_tokens: int, threads: int, repeats: int) -> tuple[float, float, float]:
     import llama_cpp
 
     llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False)
+
+    steps = []
 
     def run(n):
         llm.reset()
@@ -108,14 +124,16 @@ def time_llama_cpp(path: Path, prompt: list[int], new_tokens: int, threads: int,
         llm.eval(prompt)
         t1 = time.perf_counter()
         for _ in range(n):
+            t = time.perf_counter()
             tok = int(llm.scores[llm.n_tokens - 1].argmax())  # greedy, as HF generate
             llm.eval([tok])
+            steps.append(time.perf_counter() - t)
         return t1 - t0, time.perf_counter() - t1
 
     run(2)
+    steps.clear()
     pre, dec = zip(*(run(new_tokens) for _ in range(repeats)))
-    pre_s, dec_s = sorted(pre)[len(pre) // 2], sorted(dec)[len(dec) // 2]
-    return dec_s / new_tokens * 1e3, len(prompt) / pre_s
+    return median(dec) / new_tokens * 1e3, len(prompt) / median(pre), median(steps) * 1e3
 
 
 def stream_rate_gbs() -> float:
@@ -166,11 +184,13 @@ def main() -> None:
     prompt = torch.randint(3, TINYLLAMA["vocab_size"], (1, args.prompt), generator=torch.Generator().manual_seed(1))
     rows = []
 
-    def record(name, model_or_bytes, ms, tps, extra=""):
+    def record(name, model_or_bytes, ms, tps, step=None, extra=""):
         nbytes = model_or_bytes if isinstance(model_or_bytes, int) else weight_bytes(model_or_bytes)
+        if step is None and not isinstance(model_or_bytes, int):  # the bare loop's median step
+            step = time_forward_loop(model_or_bytes, prompt, args.new_tokens, args.repeats)[2]
         rows.append({"model": name, "ms/token": ms, "tokens/s": 1e3 / ms, "prompt tokens/s": tps, "weight MB/token": nbytes / 1e6,
-                     "GB/s": nbytes / (ms * 1e-3) / 1e9, "note": extra})
-        print(f"{name}: {ms:.1f} ms/token, prompt {tps:.1f} tok/s, {nbytes / 1e6:.0f} MB/token", flush=True)
+                     "GB/s": nbytes / (ms * 1e-3) / 1e9, "median step ms": step, "note": extra})
+        print(f"{name}: {ms:.1f} ms/token, median step {step:.1f} ms, prompt {tps:.1f} tok/s, {nbytes / 1e6:.0f} MB/token", flush=True)
 
     record("fp32 (HF)", base, *time_hf(base, prompt, args.new_tokens, args.repeats))
     bf16 = copy.deepcopy(base).to(torch.bfloat16)
@@ -185,12 +205,11 @@ def main() -> None:
             name = f"torch_lowbit {bits}-bit g128 (lm_head {head})"
             record(name, model, *time_hf(model, prompt, args.new_tokens, args.repeats))
             if bits == 3 and head == "6-bit":
-                record(name + ", forward loop (no generate)", model, *time_forward_loop(model, prompt, args.new_tokens, args.repeats))
                 if args.profile:
                     notes.append(f"{name}, {profile_step(model, prompt)}")
                 if args.compile:
                     compiled = torch.compile(model)
-                    record(name + " + torch.compile", model, *time_hf(compiled, prompt, args.new_tokens, args.repeats))
+                    record(name + " + torch.compile", compiled, *time_hf(compiled, prompt, args.new_tokens, args.repeats))
             del model
     if args.llama:
         import llama_gguf
@@ -199,21 +218,27 @@ def main() -> None:
             f32 = llama_gguf.write_f32_gguf(base, Path(tmp) / "model-f32.gguf")
             for ftype in args.llama:
                 path = llama_gguf.quantize(f32, Path(tmp) / f"model-{ftype}.gguf", ftype, args.threads)
-                ms, tps = time_llama_cpp(path, prompt[0].tolist(), args.new_tokens, args.threads, args.repeats)
-                record(f"llama.cpp {ftype}", path.stat().st_size, ms, tps, "bytes: the whole GGUF file")
+                ms, tps, step = time_llama_cpp(path, prompt[0].tolist(), args.new_tokens, args.threads, args.repeats)
+                record(f"llama.cpp {ftype}", path.stat().st_size, ms, tps, step, "bytes: the whole GGUF file")
     by = {r["model"]: r for r in rows}
     best_q4 = by.get("llama.cpp Q4_0")
     for r in rows:
         r["vs llama.cpp Q4_0"] = best_q4["ms/token"] / r["ms/token"] if best_q4 else None
+        r["median step vs llama.cpp Q4_0"] = best_q4["median step ms"] / r["median step ms"] if best_q4 else None
         r["of stream rate"] = r["GB/s"] / stream
     command = "python benchmarks/" + " ".join(["cpu_decode.py"] + sys.argv[1:])
     md = [f"CPU decode — {meta['cpu']}, {meta['threads']} threads, torch {meta['torch']}, ISA {meta['cpu_isa']}, LUT tables {meta['cpu_lut_tables']}, {meta['date']}",
           f"Command: `{command}`. LlamaForCausalLM, TinyLlama-1.1B config with {args.layers} layers, random weights; prompt {args.prompt} tokens, "
           f"{args.new_tokens} new tokens greedy, medians of {args.repeats}. Stream rate (fp32 GEMV 16384^2): {stream:.1f} GB/s.", "",
-          "| model | ms/token | tokens/s | vs llama.cpp Q4_0 | prompt tokens/s | weight MB/token | GB/s | of stream rate |", "|---|---|---|---|---|---|---|---|"]
+          "ms/token: the whole decode (generate for HF models) over new tokens; median step: the median of every single step of a bare decode loop "
+          "(HF: model(...) with the KV cache; llama.cpp: eval of one token), which single-step stalls of a shared VM do not move.", "",
+          "| model | ms/token | tokens/s | vs llama.cpp Q4_0 | median step ms | vs llama.cpp (median step) | prompt tokens/s | weight MB/token | GB/s | of stream rate |",
+          "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         vs = f"{r['vs llama.cpp Q4_0']:.2f}x" if r["vs llama.cpp Q4_0"] else "-"
-        md.append(f"| {r['model']} | {r['ms/token']:.1f} | {r['tokens/s']:.1f} | {vs} | {r['prompt tokens/s']:.1f} | {r['weight MB/token']:.0f} | {r['GB/s']:.1f} | {100 * r['of stream rate']:.0f}% |")
+        vs_step = f"{r['median step vs llama.cpp Q4_0']:.2f}x" if r["median step vs llama.cpp Q4_0"] else "-"
+        md.append(f"| {r['model']} | {r['ms/token']:.1f} | {r['tokens/s']:.1f} | {vs} | {r['median step ms']:.1f} | {vs_step} | {r['prompt tokens/s']:.1f} | "
+                  f"{r['weight MB/token']:.0f} | {r['GB/s']:.1f} | {100 * r['of stream rate']:.0f}% |")
     md += [""] + [f"- {n}" for n in notes]
     md.append("- llama.cpp's bytes are the GGUF file (its lm_head is Q6_K, embeddings quantized); ours count what a step reads.")
     text = "\n".join(md)
