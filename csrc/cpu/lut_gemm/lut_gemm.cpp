@@ -19,7 +19,6 @@ namespace {
 // Work per task below which a fork/join costs more than it saves: a small layer (256 x 256
 // 3-bit is 24 KiB of planes) runs on the calling thread.
 constexpr int64_t kPlaneBytesPerTask = 64 * 1024;
-constexpr int64_t kRowsPerBlock = 8;
 
 std::atomic<int>& tables_setting() {
   static std::atomic<int> setting{[] {
@@ -45,7 +44,7 @@ const char* lut_tables_name(LutTables tables) { return tables == LutTables::kInt
 void lut_gemm(const float* x, int64_t M, const BcqWeight& w, Isa isa, LutTables tables, float* y) {
   const bool simd = isa != Isa::kPortable;
   const bool int8 = simd && tables == LutTables::kInt8;
-  const int64_t rows = std::min(kRowsPerBlock, M), ng = w.ngroups();
+  const int64_t rows = std::min(kLutRowsPerBlock, M), ng = w.ngroups();
   // Bytes (int8) or floats per activation row.
   const int64_t table_stride = int8 ? lut_int8_table_bytes(w.Kp)
                                     : simd ? (w.Kp / 4) * kLut16Entries : w.row_bytes() * kLutEntries;
@@ -62,9 +61,9 @@ void lut_gemm(const float* x, int64_t M, const BcqWeight& w, Isa isa, LutTables 
   const int64_t panel_grain = std::max<int64_t>(4, kPlaneBytesPerTask / std::max<int64_t>(panel_bytes, 1));
   const int64_t row_grain = std::max<int64_t>(64, panel_grain * kPanelRows);
   // Table building is ~Kp * 16 operations a row: threads over rows only when K is large.
-  const int64_t table_grain = w.Kp >= 4096 ? 1 : kRowsPerBlock;
-  for (int64_t m0 = 0; m0 < M; m0 += kRowsPerBlock) {
-    const int64_t mb = std::min(kRowsPerBlock, M - m0);
+  const int64_t table_grain = w.Kp >= 4096 ? 1 : kLutRowsPerBlock;
+  for (int64_t m0 = 0; m0 < M; m0 += kLutRowsPerBlock) {
+    const int64_t mb = std::min(kLutRowsPerBlock, M - m0);
     at::parallel_for(0, mb, table_grain, [&](int64_t i0, int64_t i1) {
       for (int64_t i = i0; i < i1; ++i) {
         const float* xr = x + (m0 + i) * w.K;

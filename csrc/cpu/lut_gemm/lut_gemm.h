@@ -22,6 +22,8 @@ const char* lut_tables_name(LutTables tables);
 // The driver: tables per block of activation rows, then threads over 16-row panels (SIMD) or
 // rows (portable). x fp32 [M, K] contiguous, y fp32 [M, N].
 void lut_gemm(const float* x, int64_t M, const BcqWeight& w, Isa isa, LutTables tables, float* y);
+// Activation rows per table block: the panel kernels see at most this many rows at a time.
+constexpr int64_t kLutRowsPerBlock = 8;
 
 // ---- portable (lut_gemm_portable.cpp): tables of mu = 8 ----
 // Tables for one activation row: tables[i * 256 + c] = sum_j (bit j of c ? +x : -x)[8 i + j]

@@ -107,8 +107,43 @@ bool uniform_group(const BcqWeight& w, int64_t g, int64_t n0, int64_t rows, __m2
 template <int BITS>
 constexpr bool fits_int16(int64_t pairs_per_block) { return 254 * ((1 << BITS) - 1) * pairs_per_block <= 32767; }
 
-// Panel p of w; its scales come from `sc` (a BcqWeight whose alpha / offset / N describe the
-// gathered chunk, see ScaleChunk) at row sn0.
+// R activation rows (1 or 2) of one uniform group: sum[r] += the group's int16 plane sums
+// (planes weighted 2^b) x table scale, per block. The rows share each plane load and its nibble
+// extraction, so a second row costs 8 of the 11 instructions per 32-byte load.
+template <int BITS, int R>
+inline void uniform_rows(const uint8_t* src, int64_t plane_stride, const int8_t* const* t,
+                         const float* const* ts, int64_t blocks, int64_t pairs, __m256 (*sum)[2]) {
+  const __m256i nibble = _mm256_set1_epi8(0x0f);
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    __m256i acc[R][2];
+    for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+    for (int64_t q = 0; q < pairs; ++q, src += 2 * kPanelRows) {
+      const int64_t toff = (blk * pairs + q) * 64;
+      __m256i tlo[R], thi[R];
+      for (int r = 0; r < R; ++r) {
+        tlo[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t[r] + toff));
+        thi[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t[r] + toff + 32));
+      }
+      for (int b = 0; b < BITS; ++b) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + b * plane_stride));
+        const __m256i lo = _mm256_and_si256(v, nibble);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+        const __m256i mult = _mm256_set1_epi8(static_cast<char>(1 << b));
+        for (int r = 0; r < R; ++r) {
+          const __m256i rl = _mm256_shuffle_epi8(tlo[r], lo), rh = _mm256_shuffle_epi8(thi[r], hi);
+          acc[r][0] = _mm256_add_epi16(acc[r][0], _mm256_maddubs_epi16(mult, _mm256_unpacklo_epi8(rl, rh)));
+          acc[r][1] = _mm256_add_epi16(acc[r][1], _mm256_maddubs_epi16(mult, _mm256_unpackhi_epi8(rl, rh)));
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r) widen_block(acc[r][0], acc[r][1], _mm256_set1_ps(ts[r][blk]), sum[r]);
+  }
+}
+
+// Panel p of w for M <= kLutRowsPerBlock activation rows; its scales come from `sc` (a BcqWeight
+// whose alpha / offset / N describe the gathered chunk, see ScaleChunk) at row sn0. Groups are
+// the outer loop, so a group's scales are loaded and its grid checked once for all rows, and
+// uniform groups run two rows per pass over the planes.
 template <int BITS>
 void panel(const int8_t* tables, const float* table_scales, const float* group_sums, int64_t M,
            const BcqWeight& w, int64_t p, const BcqWeight& sc, int64_t sn0, float* y) {
@@ -121,39 +156,44 @@ void panel(const int8_t* tables, const float* table_scales, const float* group_s
   const bool int16_ok = fits_int16<BITS>(pairs_per_block);
   const __m256i ones = _mm256_set1_epi8(1);
   Lookup lk(_mm256_set1_epi8(0x0f));
-  for (int64_t m = 0; m < M; ++m) {
-    const int8_t* tm = tables + m * table_stride;
-    const float* sm = table_scales + m * scale_stride;
-    __m256 out[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-    for (int64_t g = 0; g < ng; ++g) {
-      const uint8_t* src0 = w.planes + w.panel_offset(0, p, g * G / 8);
-      const int8_t* t0 = tm + (g * G / 16) * 64;
-      const float* ts = sm + g * blocks_per_group;
-      __m256 alpha0[2];
-      if (int16_ok && uniform_group<BITS>(sc, g, sn0, rows, alpha0)) {
-        __m256i mult[BITS];
-        for (int b = 0; b < BITS; ++b) mult[b] = _mm256_set1_epi8(static_cast<char>(1 << b));
-        __m256 sum[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        const uint8_t* src = src0;
-        const int8_t* t = t0;
-        for (int64_t blk = 0; blk < blocks_per_group; ++blk) {
-          __m256i acc_lo = _mm256_setzero_si256(), acc_hi = _mm256_setzero_si256();
-          for (int64_t q = 0; q < pairs_per_block; ++q, src += 2 * kPanelRows, t += 64) {
-            lk.tables(t);
-            for (int b = 0; b < BITS; ++b) lk.add(src + b * plane_stride, mult[b], acc_lo, acc_hi);
-          }
-          widen_block(acc_lo, acc_hi, _mm256_set1_ps(ts[blk]), sum);
+  __m256 out[kLutRowsPerBlock][2];
+  for (int64_t m = 0; m < M; ++m) out[m][0] = out[m][1] = _mm256_setzero_ps();
+  for (int64_t g = 0; g < ng; ++g) {
+    const uint8_t* src0 = w.planes + w.panel_offset(0, p, g * G / 8);
+    const int64_t t0 = (g * G / 16) * 64, ts0 = g * blocks_per_group;
+    __m256 alpha0[2];
+    if (int16_ok && uniform_group<BITS>(sc, g, sn0, rows, alpha0)) {
+      int64_t m = 0;
+      for (; m + 2 <= M; m += 2) {
+        const int8_t* t[2] = {tables + m * table_stride + t0, tables + (m + 1) * table_stride + t0};
+        const float* ts[2] = {table_scales + m * scale_stride + ts0, table_scales + (m + 1) * scale_stride + ts0};
+        __m256 sum[2][2] = {};
+        uniform_rows<BITS, 2>(src0, plane_stride, t, ts, blocks_per_group, pairs_per_block, sum);
+        for (int r = 0; r < 2; ++r) {
+          out[m + r][0] = _mm256_fmadd_ps(alpha0[0], sum[r][0], out[m + r][0]);
+          out[m + r][1] = _mm256_fmadd_ps(alpha0[1], sum[r][1], out[m + r][1]);
         }
-        out[0] = _mm256_fmadd_ps(alpha0[0], sum[0], out[0]);
-        out[1] = _mm256_fmadd_ps(alpha0[1], sum[1], out[1]);
-      } else {
-        // Free alphas (bcq, gptq's bcq grid): each plane widened on its own, two planes per pass
-        // so that they share the table loads.
-        for (int b0 = 0; b0 < BITS; b0 += 2) {
-          const int nb = BITS - b0 >= 2 ? 2 : 1;
+      }
+      if (m < M) {
+        const int8_t* t[1] = {tables + m * table_stride + t0};
+        const float* ts[1] = {table_scales + m * scale_stride + ts0};
+        __m256 sum[1][2] = {};
+        uniform_rows<BITS, 1>(src0, plane_stride, t, ts, blocks_per_group, pairs_per_block, sum);
+        out[m][0] = _mm256_fmadd_ps(alpha0[0], sum[0][0], out[m][0]);
+        out[m][1] = _mm256_fmadd_ps(alpha0[1], sum[0][1], out[m][1]);
+      }
+    } else {
+      // Free alphas (bcq, gptq's bcq grid): each plane widened on its own, two planes per pass
+      // so that they share the table loads.
+      for (int b0 = 0; b0 < BITS; b0 += 2) {
+        const int nb = BITS - b0 >= 2 ? 2 : 1;
+        __m256 alpha[2][2];
+        for (int j = 0; j < nb; ++j) load_scales16(sc, sc.alpha_ptr(b0 + j, g, sn0), rows, alpha[j]);
+        for (int64_t m = 0; m < M; ++m) {
           __m256 sum[2][2] = {};
           const uint8_t* src = src0 + b0 * plane_stride;
-          const int8_t* t = t0;
+          const int8_t* t = tables + m * table_stride + t0;
+          const float* ts = table_scales + m * scale_stride + ts0;
           for (int64_t blk = 0; blk < blocks_per_group; ++blk) {
             __m256i acc[2][2] = {};
             for (int64_t q = 0; q < pairs_per_block; ++q, src += 2 * kPanelRows, t += 64) {
@@ -165,27 +205,29 @@ void panel(const int8_t* tables, const float* table_scales, const float* group_s
             for (int j = 0; j < nb; ++j) widen_block(acc[j][0], acc[j][1], scale, sum[j]);
           }
           for (int j = 0; j < nb; ++j) {
-            __m256 alpha[2];
-            load_scales16(sc, sc.alpha_ptr(b0 + j, g, sn0), rows, alpha);
-            out[0] = _mm256_fmadd_ps(alpha[0], sum[j][0], out[0]);
-            out[1] = _mm256_fmadd_ps(alpha[1], sum[j][1], out[1]);
+            out[m][0] = _mm256_fmadd_ps(alpha[j][0], sum[j][0], out[m][0]);
+            out[m][1] = _mm256_fmadd_ps(alpha[j][1], sum[j][1], out[m][1]);
           }
         }
       }
-      __m256 offset[2];
-      load_scales16(sc, sc.offset_ptr(g, sn0), rows, offset);
-      const __m256 gs = _mm256_set1_ps(group_sums[m * ng + g]);
-      out[0] = _mm256_fmadd_ps(offset[0], gs, out[0]);
-      out[1] = _mm256_fmadd_ps(offset[1], gs, out[1]);
     }
+    __m256 offset[2];
+    load_scales16(sc, sc.offset_ptr(g, sn0), rows, offset);
+    for (int64_t m = 0; m < M; ++m) {
+      const __m256 gs = _mm256_set1_ps(group_sums[m * ng + g]);
+      out[m][0] = _mm256_fmadd_ps(offset[0], gs, out[m][0]);
+      out[m][1] = _mm256_fmadd_ps(offset[1], gs, out[m][1]);
+    }
+  }
+  for (int64_t m = 0; m < M; ++m) {
     float* dst = y + m * w.N + n0;
     if (rows == kPanelRows) {
-      _mm256_storeu_ps(dst, out[0]);
-      _mm256_storeu_ps(dst + 8, out[1]);
+      _mm256_storeu_ps(dst, out[m][0]);
+      _mm256_storeu_ps(dst + 8, out[m][1]);
     } else {
       alignas(32) float buf[kPanelRows];
-      _mm256_store_ps(buf, out[0]);
-      _mm256_store_ps(buf + 8, out[1]);
+      _mm256_store_ps(buf, out[m][0]);
+      _mm256_store_ps(buf + 8, out[m][1]);
       std::copy(buf, buf + rows, dst);
     }
   }
