@@ -27,6 +27,22 @@
 #include "common/bits_dispatch.h"
 #include "cpu/lut_gemm/lut_gemm.h"
 
+namespace torch_lowbit {
+namespace cpu {
+namespace {
+
+// The per-thread buffer of ScaleChunk, defined before the ISA pragma below so that the
+// std::vector code it instantiates is plain x86-64 (the linker may share it with other files).
+uint8_t* scale_chunk_storage(size_t bytes) {
+  static thread_local std::vector<uint8_t> storage;
+  if (storage.size() < bytes) storage.resize(bytes);
+  return storage.data();
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace torch_lowbit
+
 // Only this file's own functions get the ISA: every header is included above, so no inline or
 // template function from a header is compiled for it (and then shared with other files).
 #pragma GCC push_options
@@ -244,12 +260,10 @@ class ScaleChunk {
   }
 
   ScaleChunk(const BcqWeight& w, int64_t panels) : chunk_(w) {
-    static thread_local std::vector<uint8_t> storage;
     const int64_t es = w.half ? 2 : 4, rows = panels * kPanelRows, ng = w.ngroups();
-    if (storage.size() < static_cast<size_t>((w.bits + 1) * ng * rows * es))
-      storage.resize((w.bits + 1) * ng * rows * es);
-    chunk_.alpha = storage.data();
-    chunk_.offset = storage.data() + w.bits * ng * rows * es;
+    uint8_t* storage = scale_chunk_storage((w.bits + 1) * ng * rows * es);
+    chunk_.alpha = storage;
+    chunk_.offset = storage + w.bits * ng * rows * es;
     chunk_.N = rows;
   }
 
