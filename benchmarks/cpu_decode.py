@@ -184,17 +184,20 @@ def main() -> None:
     prompt = torch.randint(3, TINYLLAMA["vocab_size"], (1, args.prompt), generator=torch.Generator().manual_seed(1))
     rows = []
 
-    def record(name, model_or_bytes, ms, tps, step=None, extra=""):
-        nbytes = model_or_bytes if isinstance(model_or_bytes, int) else weight_bytes(model_or_bytes)
-        if step is None and not isinstance(model_or_bytes, int):  # the bare loop's median step
-            step = time_forward_loop(model_or_bytes, prompt, args.new_tokens, args.repeats)[2]
+    def record(name, nbytes, ms, tps, step, extra=""):
         rows.append({"model": name, "ms/token": ms, "tokens/s": 1e3 / ms, "prompt tokens/s": tps, "weight MB/token": nbytes / 1e6,
                      "GB/s": nbytes / (ms * 1e-3) / 1e9, "median step ms": step, "note": extra})
         print(f"{name}: {ms:.1f} ms/token, median step {step:.1f} ms, prompt {tps:.1f} tok/s, {nbytes / 1e6:.0f} MB/token", flush=True)
 
-    record("fp32 (HF)", base, *time_hf(base, prompt, args.new_tokens, args.repeats))
+    def record_hf(name, model):
+        """generate()'s ms/token and prompt tokens/s, and the bare forward loop's median step."""
+        ms, tps = time_hf(model, prompt, args.new_tokens, args.repeats)
+        step = time_forward_loop(model, prompt, args.new_tokens, args.repeats)[2]
+        record(name, weight_bytes(model), ms, tps, step)
+
+    record_hf("fp32 (HF)", base)
     bf16 = copy.deepcopy(base).to(torch.bfloat16)
-    record("bf16 (HF)", bf16, *time_hf(bf16, prompt, args.new_tokens, args.repeats))
+    record_hf("bf16 (HF)", bf16)
     del bf16
     notes = []
     for bits in args.bits:
@@ -203,13 +206,13 @@ def main() -> None:
             kwargs = {"skip": (), "overrides": {"lm_head": 6}} if head == "6-bit" else {}
             torch_lowbit.patch(model, bits=bits, **kwargs)
             name = f"torch_lowbit {bits}-bit g128 (lm_head {head})"
-            record(name, model, *time_hf(model, prompt, args.new_tokens, args.repeats))
+            record_hf(name, model)
             if bits == 3 and head == "6-bit":
                 if args.profile:
                     notes.append(f"{name}, {profile_step(model, prompt)}")
                 if args.compile:
                     compiled = torch.compile(model)
-                    record(name + " + torch.compile", compiled, *time_hf(compiled, prompt, args.new_tokens, args.repeats))
+                    record_hf(name + " + torch.compile", compiled)
             del model
     if args.llama:
         import llama_gguf

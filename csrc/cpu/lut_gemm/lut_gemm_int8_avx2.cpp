@@ -82,24 +82,27 @@ inline void widen_block(__m256i acc_lo, __m256i acc_hi, __m256 scale, __m256* su
   sum[1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(r1), scale, sum[1]);
 }
 
-// One 32-byte weight load of plane b, looked up against the tables of its byte-column pair and
-// added per row into acc (int16, lanes = even / odd column), each row's two nibble lookups
-// weighted by `mult` (u8: 1, or 2^b where planes are combined in integers).
-struct Lookup {
-  __m256i nibble, tlo, thi;
-  explicit Lookup(__m256i low_nibble) : nibble(low_nibble) {}
-  void tables(const int8_t* t) {
-    tlo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t));
-    thi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32));
-  }
-  void add(const uint8_t* src, __m256i mult, __m256i& acc_lo, __m256i& acc_hi) const {
+// The low and high nibbles of one 32-byte weight load: table indices of its byte-column pair.
+struct Nibbles {
+  __m256i lo, hi;
+  Nibbles(const uint8_t* src, __m256i mask) {
     const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src));
-    const __m256i rl = _mm256_shuffle_epi8(tlo, _mm256_and_si256(v, nibble));
-    const __m256i rh = _mm256_shuffle_epi8(thi, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
-    acc_lo = _mm256_add_epi16(acc_lo, _mm256_maddubs_epi16(mult, _mm256_unpacklo_epi8(rl, rh)));
-    acc_hi = _mm256_add_epi16(acc_hi, _mm256_maddubs_epi16(mult, _mm256_unpackhi_epi8(rl, rh)));
+    lo = _mm256_and_si256(v, mask);
+    hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
   }
 };
+
+// Looks nibbles up in the column pair's two tables and adds them per row into acc (int16, lanes
+// = even / odd column), each row's two lookups weighted by `mult` (u8: 1, or 2^b where planes
+// are combined in integers).
+inline void lookup_add(__m256i tlo, __m256i thi, const Nibbles& x, __m256i mult, __m256i& acc_lo,
+                       __m256i& acc_hi) {
+  const __m256i rl = _mm256_shuffle_epi8(tlo, x.lo), rh = _mm256_shuffle_epi8(thi, x.hi);
+  acc_lo = _mm256_add_epi16(acc_lo, _mm256_maddubs_epi16(mult, _mm256_unpacklo_epi8(rl, rh)));
+  acc_hi = _mm256_add_epi16(acc_hi, _mm256_maddubs_epi16(mult, _mm256_unpackhi_epi8(rl, rh)));
+}
+
+inline __m256i load_table(const int8_t* t) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t)); }
 
 // A uniform grid (what rtn / mse produce): alpha_b = alpha_0 * 2^b for every plane and row of the
 // group, so sum_b alpha_b s_b = alpha_0 * sum_b 2^b s_b and the planes can be summed in int16
@@ -137,22 +140,41 @@ inline void uniform_rows(const uint8_t* src, int64_t plane_stride, const int8_t*
       const int64_t toff = (blk * pairs + q) * 64;
       __m256i tlo[R], thi[R];
       for (int r = 0; r < R; ++r) {
-        tlo[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t[r] + toff));
-        thi[r] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t[r] + toff + 32));
+        tlo[r] = load_table(t[r] + toff);
+        thi[r] = load_table(t[r] + toff + 32);
       }
       for (int b = 0; b < BITS; ++b) {
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + b * plane_stride));
-        const __m256i lo = _mm256_and_si256(v, nibble);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
+        const Nibbles x(src + b * plane_stride, nibble);
         const __m256i mult = _mm256_set1_epi8(static_cast<char>(1 << b));
-        for (int r = 0; r < R; ++r) {
-          const __m256i rl = _mm256_shuffle_epi8(tlo[r], lo), rh = _mm256_shuffle_epi8(thi[r], hi);
-          acc[r][0] = _mm256_add_epi16(acc[r][0], _mm256_maddubs_epi16(mult, _mm256_unpacklo_epi8(rl, rh)));
-          acc[r][1] = _mm256_add_epi16(acc[r][1], _mm256_maddubs_epi16(mult, _mm256_unpackhi_epi8(rl, rh)));
-        }
+        for (int r = 0; r < R; ++r) lookup_add(tlo[r], thi[r], x, mult, acc[r][0], acc[r][1]);
       }
     }
     for (int r = 0; r < R; ++r) widen_block(acc[r][0], acc[r][1], _mm256_set1_ps(ts[r][blk]), sum[r]);
+  }
+}
+
+// Where the tables of one activation row start and how a group's blocks divide them.
+struct TableLayout {
+  int64_t table_stride, scale_stride, blocks_per_group, pairs_per_block;
+};
+
+// Activation rows m..m+R-1 of a uniform group (tables from byte t0, table scales from ts0):
+// out[m + r] += alpha0 x the group's summed planes.
+template <int BITS, int R>
+inline void uniform_group_rows(const int8_t* tables, const float* table_scales, int64_t m, int64_t t0,
+                               int64_t ts0, const uint8_t* src0, int64_t plane_stride,
+                               const TableLayout& l, const __m256* alpha0, __m256 (*out)[2]) {
+  const int8_t* t[R];
+  const float* ts[R];
+  for (int r = 0; r < R; ++r) {
+    t[r] = tables + (m + r) * l.table_stride + t0;
+    ts[r] = table_scales + (m + r) * l.scale_stride + ts0;
+  }
+  __m256 sum[R][2] = {};
+  uniform_rows<BITS, R>(src0, plane_stride, t, ts, l.blocks_per_group, l.pairs_per_block, sum);
+  for (int r = 0; r < R; ++r) {
+    out[m + r][0] = _mm256_fmadd_ps(alpha0[0], sum[r][0], out[m + r][0]);
+    out[m + r][1] = _mm256_fmadd_ps(alpha0[1], sum[r][1], out[m + r][1]);
   }
 }
 
@@ -170,8 +192,8 @@ void panel(const int8_t* tables, const float* table_scales, const float* group_s
   const int64_t table_stride = lut_int8_table_bytes(w.Kp), scale_stride = w.Kp / block;
   const int64_t plane_stride = w.panel_offset(1, 0, 0);  // bytes from one plane to the next
   const bool int16_ok = fits_int16<BITS>(pairs_per_block);
-  const __m256i ones = _mm256_set1_epi8(1);
-  Lookup lk(_mm256_set1_epi8(0x0f));
+  const __m256i ones = _mm256_set1_epi8(1), nibble = _mm256_set1_epi8(0x0f);
+  const TableLayout layout{table_stride, scale_stride, blocks_per_group, pairs_per_block};
   __m256 out[kLutRowsPerBlock][2];
   for (int64_t m = 0; m < M; ++m) out[m][0] = out[m][1] = _mm256_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
@@ -180,24 +202,10 @@ void panel(const int8_t* tables, const float* table_scales, const float* group_s
     __m256 alpha0[2];
     if (int16_ok && uniform_group<BITS>(sc, g, sn0, rows, alpha0)) {
       int64_t m = 0;
-      for (; m + 2 <= M; m += 2) {
-        const int8_t* t[2] = {tables + m * table_stride + t0, tables + (m + 1) * table_stride + t0};
-        const float* ts[2] = {table_scales + m * scale_stride + ts0, table_scales + (m + 1) * scale_stride + ts0};
-        __m256 sum[2][2] = {};
-        uniform_rows<BITS, 2>(src0, plane_stride, t, ts, blocks_per_group, pairs_per_block, sum);
-        for (int r = 0; r < 2; ++r) {
-          out[m + r][0] = _mm256_fmadd_ps(alpha0[0], sum[r][0], out[m + r][0]);
-          out[m + r][1] = _mm256_fmadd_ps(alpha0[1], sum[r][1], out[m + r][1]);
-        }
-      }
-      if (m < M) {
-        const int8_t* t[1] = {tables + m * table_stride + t0};
-        const float* ts[1] = {table_scales + m * scale_stride + ts0};
-        __m256 sum[1][2] = {};
-        uniform_rows<BITS, 1>(src0, plane_stride, t, ts, blocks_per_group, pairs_per_block, sum);
-        out[m][0] = _mm256_fmadd_ps(alpha0[0], sum[0][0], out[m][0]);
-        out[m][1] = _mm256_fmadd_ps(alpha0[1], sum[0][1], out[m][1]);
-      }
+      for (; m + 2 <= M; m += 2)
+        uniform_group_rows<BITS, 2>(tables, table_scales, m, t0, ts0, src0, plane_stride, layout, alpha0, out);
+      if (m < M)
+        uniform_group_rows<BITS, 1>(tables, table_scales, m, t0, ts0, src0, plane_stride, layout, alpha0, out);
     } else {
       // Free alphas (bcq, gptq's bcq grid): each plane widened on its own, two planes per pass
       // so that they share the table loads.
@@ -213,9 +221,9 @@ void panel(const int8_t* tables, const float* table_scales, const float* group_s
           for (int64_t blk = 0; blk < blocks_per_group; ++blk) {
             __m256i acc[2][2] = {};
             for (int64_t q = 0; q < pairs_per_block; ++q, src += 2 * kPanelRows, t += 64) {
-              lk.tables(t);
-              lk.add(src, ones, acc[0][0], acc[0][1]);
-              if (nb == 2) lk.add(src + plane_stride, ones, acc[1][0], acc[1][1]);
+              const __m256i tlo = load_table(t), thi = load_table(t + 32);
+              lookup_add(tlo, thi, Nibbles(src, nibble), ones, acc[0][0], acc[0][1]);
+              if (nb == 2) lookup_add(tlo, thi, Nibbles(src + plane_stride, nibble), ones, acc[1][0], acc[1][1]);
             }
             const __m256 scale = _mm256_set1_ps(ts[blk]);
             for (int j = 0; j < nb; ++j) widen_block(acc[j][0], acc[j][1], scale, sum[j]);
