@@ -119,3 +119,38 @@ def test_pack_codes_equals_pack_signs_of_the_code_bits(n, kp, bits):
     codes = torch.randint(0, 2**bits, (n, kp), dtype=torch.uint8)
     signs = ((codes.unsqueeze(0) >> torch.arange(bits, dtype=torch.uint8).view(bits, 1, 1)) & 1).bool()
     assert torch.equal(pack_codes(codes, bits), pack_signs(signs))
+
+
+@pytest.mark.parametrize("bits", [1, 3, 8])
+@pytest.mark.parametrize("group_size", [32, 128])
+@pytest.mark.parametrize("scale_dtype", [torch.float16, torch.float32])
+def test_row_and_column_slices_are_the_dequantized_slices(bits, group_size, scale_dtype):
+    # Odd N (a partial last panel) and K that is not a multiple of the group size (padding).
+    w = torch.randn(53, 3 * group_size + 21)
+    qw = torch_lowbit.quantize_weight(w, bits=bits, group_size=group_size, method="bcq", scale_dtype=scale_dtype)
+    full = qw.dequantize()
+    for start, stop in [(0, 16), (16, 53), (48, 53), (0, 53)]:
+        part = qw.row_slice(start, stop)
+        assert part.shape == (stop - start, w.shape[1]) and part.alpha.dtype == scale_dtype
+        assert torch.equal(part.dequantize(), full[start:stop])
+    k = w.shape[1]
+    for start, stop in [(0, group_size), (group_size, 3 * group_size), (2 * group_size, k), (0, k)]:
+        part = qw.column_slice(start, stop)
+        assert part.shape == (53, stop - start)
+        assert torch.equal(part.dequantize(), full[:, start:stop])
+        x = torch.randn(3, stop - start)
+        torch.testing.assert_close(torch_lowbit.ops.linear(x, part, backend="reference"), x @ full[:, start:stop].T, rtol=1e-4, atol=1e-4)
+
+
+def test_slices_reject_cuts_off_panel_or_group_boundaries():
+    qw = torch_lowbit.quantize_weight(torch.randn(40, 100), bits=3, group_size=32)
+    with pytest.raises(ValueError, match="row_slice: .*panel boundaries"):
+        qw.row_slice(8, 40)
+    with pytest.raises(ValueError, match="row_slice"):
+        qw.row_slice(0, 41)
+    with pytest.raises(ValueError, match="column_slice: .*group boundaries"):
+        qw.column_slice(0, 48)
+    with pytest.raises(ValueError, match="per-channel"):
+        torch_lowbit.quantize_weight(torch.randn(40, 100), bits=3, group_size=-1).column_slice(0, 64)
+    with pytest.raises(ValueError, match="linear weight"):
+        torch_lowbit.quantize_weight(torch.randn(16, 4, 3, 3), bits=3, group_size=32).column_slice(0, 32)

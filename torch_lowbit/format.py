@@ -200,6 +200,49 @@ class QuantizedWeight:
     def cuda(self, device: int | str | None = None) -> "QuantizedWeight":
         return self.to(torch.device("cuda") if device is None else torch.device("cuda", device) if isinstance(device, int) else device)
 
+    # ---- slicing (tensor parallelism: torch_lowbit/tensor_parallel.py) ----
+    def row_slice(self, start: int, stop: int) -> "QuantizedWeight":
+        """Output rows [start, stop) as a QuantizedWeight of their own, cut on whole 16-row
+        panels: `start` a multiple of 16, `stop` a multiple of 16 or N. Copies (contiguous).
+
+        Example:
+            >>> import torch, torch_lowbit
+            >>> qw = torch_lowbit.quantize_weight(torch.randn(40, 64), bits=3, group_size=32)
+            >>> torch.equal(qw.row_slice(16, 40).dequantize(), qw.dequantize()[16:40])
+            True
+        """
+        n = self.out_features
+        if not (0 <= start < stop <= n) or start % PANEL_ROWS or (stop % PANEL_ROWS and stop != n):
+            raise ValueError(f"row_slice: expected 0 <= start < stop <= {n} on {PANEL_ROWS}-row panel boundaries (start a multiple "
+                             f"of {PANEL_ROWS}, stop a multiple of {PANEL_ROWS} or {n}), got [{start}, {stop})")
+        planes = self.planes[:, start // PANEL_ROWS : panels(stop)].contiguous()
+        alpha, offset = self.alpha[:, :, start:stop].contiguous(), self.offset[:, start:stop].contiguous()
+        return QuantizedWeight(planes, alpha, offset, (stop - start, *self.shape[1:]), self.group_size, self.method)
+
+    def column_slice(self, start: int, stop: int) -> "QuantizedWeight":
+        """Input columns [start, stop) of a linear weight, cut on whole groups (with their
+        scales): `start` a multiple of the group size, `stop` a multiple of it or K. Copies.
+
+        Example:
+            >>> import torch, torch_lowbit
+            >>> qw = torch_lowbit.quantize_weight(torch.randn(40, 100), bits=3, group_size=32)
+            >>> torch.equal(qw.column_slice(64, 100).dequantize(), qw.dequantize()[:, 64:100])
+            True
+        """
+        if len(self.shape) != 2:
+            raise ValueError(f"column_slice: expected a linear weight [N, K], got shape {self.shape}")
+        k, g = self.in_features, self.effective_group_size
+        if self.group_size == -1 and (start, stop) != (0, k):
+            raise ValueError("column_slice: a per-channel weight (group_size=-1) has one group per row and cannot be cut by columns")
+        if not (0 <= start < stop <= k) or start % g or (stop % g and stop != k):
+            raise ValueError(f"column_slice: expected 0 <= start < stop <= {k} on group boundaries (start a multiple of the group "
+                             f"size {g}, stop a multiple of it or {k}), got [{start}, {stop})")
+        kp = padded_layout(stop - start, self.group_size)[0]
+        planes = self.planes[:, :, start // 8 : (start + kp) // 8].contiguous()
+        g0, g1 = start // g, (start + kp) // g
+        alpha, offset = self.alpha[:, g0:g1].contiguous(), self.offset[g0:g1].contiguous()
+        return QuantizedWeight(planes, alpha, offset, (self.shape[0], stop - start), self.group_size, self.method)
+
     def state(self) -> dict[str, torch.Tensor]:
         return {"planes": self.planes, "alpha": self.alpha, "offset": self.offset}
 
