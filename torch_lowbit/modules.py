@@ -16,6 +16,10 @@ from torch_lowbit.config import DEFAULT_METHOD, QuantConfig
 from torch_lowbit.format import QuantizedWeight, empty_planes
 
 
+# Integer dtypes the scales are viewed as while FSDP2 holds them (torch_lowbit/fsdp.py).
+_FLOAT_OF_VIEW = {torch.int16: torch.float16, torch.int32: torch.float32}
+
+
 class PackedWeightMixin:
     """Holds a QuantizedWeight's tensors as buffers. The QuantizedWeight the ops take is built
     and validated once, and again only when a buffer is replaced (.to(), load), never per call:
@@ -37,11 +41,26 @@ class PackedWeightMixin:
     def quantized_weight(self) -> QuantizedWeight:
         qw = self.__dict__.get("_qw_cache")
         buffers = self._buffers  # read directly: Module.__getattr__ costs ~0.5 us a name
-        planes, alpha, offset = buffers["planes"], buffers["alpha"], buffers["offset"]
+        try:
+            planes, alpha, offset = buffers["planes"], buffers["alpha"], buffers["offset"]
+        except KeyError:  # held as parameters for FSDP2 (torch_lowbit/fsdp.py)
+            return self._quantized_weight_from_parameters()
         if qw is None or qw.planes is not planes or qw.alpha is not alpha or qw.offset is not offset:
             qw = QuantizedWeight(planes, alpha, offset, self.weight_shape, self.group_size, self.method)
             self.__dict__["_qw_cache"] = qw
         return qw
+
+    def _quantized_weight_from_parameters(self) -> QuantizedWeight:
+        # FSDP2 swaps the (un)sharded parameters in and out, so nothing is cached; the scales
+        # are stored as integer views, which mixed precision does not cast (fsdp.py).
+        params, dtype = self._parameters, self.scale_dtype
+        return QuantizedWeight(params["planes"], params["alpha"].view(dtype), params["offset"].view(dtype),
+                               self.weight_shape, self.group_size, self.method)
+
+    @property
+    def scale_dtype(self) -> torch.dtype:
+        """fp16 or fp32: the stored scales' dtype (also while FSDP holds them as integer views)."""
+        return _FLOAT_OF_VIEW.get(self.alpha.dtype, self.alpha.dtype)
 
     def _call_bias(self) -> torch.Tensor | None:
         # Without grad a detached bias: an nn.Parameter argument sends the op call through
@@ -53,7 +72,7 @@ class PackedWeightMixin:
 
     @property
     def config(self) -> QuantConfig:
-        return QuantConfig(self.bits, self.group_size, self.method, self.alpha.dtype)
+        return QuantConfig(self.bits, self.group_size, self.method, self.scale_dtype)
 
     @property
     def qweight(self) -> torch.Tensor:

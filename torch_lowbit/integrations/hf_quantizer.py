@@ -191,7 +191,7 @@ class QuantizeOnLoad(ConversionOps):
         name = key.rpartition(".")[0]
         module = model.get_submodule(name)
         weight = value.t() if module._weight_is_hf_conv1d else value
-        qw = quantize_weight(weight, bits=module.bits, group_size=module.group_size, method=module.method, scale_dtype=module.alpha.dtype)
+        qw = quantize_weight(weight, bits=module.bits, group_size=module.group_size, method=module.method, scale_dtype=module.scale_dtype)
         module.register_parameter("weight", None)  # the placeholder goes; the layer has no float weight
         model._torch_lowbit_pending.discard(name)
         if missing_keys is not None:
