@@ -11,6 +11,10 @@ at::Tensor lut_gemm_f32(const at::Tensor& x, const at::Tensor& planes, const at:
 at::Tensor tiled_gemm_bcq_f32(const at::Tensor& x, const at::Tensor& planes,
                               const at::Tensor& alpha, const at::Tensor& offset, int64_t K,
                               int64_t G);
+// ATen's dense fp32 GEMM (MKL / oneDNN) on the weight expanded block by block (dense_gemm_bcq.cpp).
+at::Tensor dense_gemm_bcq_f32(const at::Tensor& x, const at::Tensor& planes,
+                              const at::Tensor& alpha, const at::Tensor& offset, int64_t K,
+                              int64_t G);
 
 }  // namespace cpu
 }  // namespace torch_lowbit

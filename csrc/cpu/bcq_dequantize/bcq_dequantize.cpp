@@ -37,14 +37,16 @@ void bcq_dequantize_block(const BcqWeight& w, int64_t n0, int64_t n1, int64_t k0
   }
 }
 
-void bcq_dequantize(const BcqWeight& w, Isa isa, float* out) {
-  at::parallel_for(0, w.N, 16, [&](int64_t n0, int64_t n1) {
+void bcq_dequantize_rows(const BcqWeight& w, Isa isa, int64_t n0, int64_t n1, float* out) {
+  at::parallel_for(n0, n1, 16, [&](int64_t a, int64_t b) {
     if (isa >= Isa::kAvx2)
-      bcq_dequantize_block_avx2(w, n0, n1, 0, w.K, out + n0 * w.K, w.K);
+      bcq_dequantize_block_avx2(w, a, b, 0, w.K, out + (a - n0) * w.K, w.K);
     else
-      bcq_dequantize_block(w, n0, n1, 0, w.K, out + n0 * w.K, w.K);
+      bcq_dequantize_block(w, a, b, 0, w.K, out + (a - n0) * w.K, w.K);
   });
 }
+
+void bcq_dequantize(const BcqWeight& w, Isa isa, float* out) { bcq_dequantize_rows(w, isa, 0, w.N, out); }
 
 }  // namespace cpu
 }  // namespace torch_lowbit

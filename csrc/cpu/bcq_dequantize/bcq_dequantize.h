@@ -41,6 +41,8 @@ void bcq_dequantize_block_avx2(const BcqWeight& w, int64_t n0, int64_t n1, int64
                                float* out, int64_t ld);
 // The whole weight into out[N, K] on the `isa` path, threads over blocks of rows.
 void bcq_dequantize(const BcqWeight& w, Isa isa, float* out);
+// Rows [n0, n1) into out[n1 - n0, K], the same way.
+void bcq_dequantize_rows(const BcqWeight& w, Isa isa, int64_t n0, int64_t n1, float* out);
 
 }  // namespace cpu
 }  // namespace torch_lowbit

@@ -1,0 +1,49 @@
+"""bcq_linear (ops.linear) past the LUT range on the CPU: the weight expanded block by block and
+multiplied by ATen's dense GEMM (csrc/cpu/bcq_linear/dense_gemm_bcq.cpp), against the reference
+on every CPU ISA path (the expansion has an AVX2 and a portable version)."""
+import pytest
+import torch
+
+import torch_lowbit
+from conftest import TOL, CpuBackend, kernel_backends, make_input, rel_err
+
+CPU_BACKENDS = [p for p in kernel_backends() if isinstance(p.values[0], CpuBackend)]
+
+
+@pytest.mark.parametrize("backend,device", CPU_BACKENDS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("bits", range(1, 9))
+def test_many_rows_match_reference(backend, device, bits, dtype):
+    # rows x bits > 256: past the LUT range of every ISA; odd N (a partial last panel), odd K.
+    m = 260 // bits + 1
+    for n, k, gs, scale_dtype in [(37, 300, 32, torch.float16), (130, 257, 128, torch.float32), (19, 100, -1, torch.float16)]:
+        qw = torch_lowbit.quantize_weight(torch.randn(n, k), bits=bits, group_size=gs, method="bcq" if bits <= 4 else "rtn",
+                                          scale_dtype=scale_dtype)
+        x = make_input((m, k), dtype, device)
+        bias = torch.randn(n, dtype=dtype)
+        out = torch_lowbit.ops.linear(x, qw, bias, backend=backend)
+        ref = torch_lowbit.ops.linear(x, qw, bias, backend="reference")
+        assert out.dtype == dtype
+        assert rel_err(out, ref) < TOL[dtype], (n, k, gs)
+
+
+@pytest.mark.parametrize("backend,device", CPU_BACKENDS)
+def test_weights_past_one_scratch_block(backend, device):
+    # A 16 MB expansion block holds 1008 rows of K = 4100: three blocks, the last one a partial panel.
+    qw = torch_lowbit.quantize_weight(torch.randn(2100, 4100), bits=3, group_size=64)
+    x = make_input((100, 4100), torch.float32, device)
+    out = torch_lowbit.ops.linear(x, qw, backend=backend)
+    assert rel_err(out, x @ qw.dequantize().T) < 1e-5
+
+
+def test_threads_calling_at_once_get_their_own_scratch():
+    from concurrent.futures import ThreadPoolExecutor
+
+    qws = [torch_lowbit.quantize_weight(torch.randn(n, 512), bits=3, group_size=128) for n in (96, 200, 333)]
+    xs = [torch.randn(300, 512) for _ in qws]
+    expected = [x @ qw.dequantize().T for x, qw in zip(xs, qws)]
+    with ThreadPoolExecutor(3) as pool:
+        for _ in range(3):
+            outs = list(pool.map(lambda i: torch_lowbit.ops.linear(xs[i], qws[i]), range(3)))
+            for out, ref in zip(outs, expected):
+                assert rel_err(out, ref) < 1e-5
