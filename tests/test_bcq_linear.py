@@ -47,3 +47,25 @@ def test_threads_calling_at_once_get_their_own_scratch():
             outs = list(pool.map(lambda i: torch_lowbit.ops.linear(xs[i], qws[i]), range(3)))
             for out, ref in zip(outs, expected):
                 assert rel_err(out, ref) < 1e-5
+
+
+def test_avx2_int8_route_keeps_lut_for_2_and_large_3_bit_weights():
+    # kernel_selector.h: on AVX2 with int8 tables, 2-bit layers and 3-bit ones of >= 2^22 weights
+    # stay on the LUT kernel at any row count; the rest go to the expand + sgemm route.
+    from torch_lowbit.backends import native
+
+    if native.cpu_isa() != "avx2":
+        pytest.skip("the rule is for the AVX2 path (the active ISA here is another)")
+    tables = native.cpu_lut_tables()
+    native.set_cpu_lut_tables("int8")
+    try:
+        x = torch.randn(300, 4096)
+        for bits, n, lut in [(2, 40, True), (3, 1024, True), (3, 40, False), (4, 1024, False)]:
+            qw = torch_lowbit.quantize_weight(torch.randn(n, 4096), bits=bits, group_size=128)
+            out = torch_lowbit.ops.linear(x, qw)
+            if lut:
+                assert torch.equal(out, torch_lowbit.ops.lut_gemm(x, qw)), (bits, n)
+            else:
+                assert rel_err(out, x @ qw.dequantize().T) < 1e-5, (bits, n)
+    finally:
+        native.set_cpu_lut_tables(tables)

@@ -18,6 +18,13 @@
 // ATen's dense sgemm (cpu/bcq_linear/dense_gemm_bcq.cpp): on AMD EPYC Zen 3 that ran 0.91-1.08x
 // F.linear fp32 on all-MiniLM shapes at m = 1536 where our tiled AVX2 kernel ran 0.42-0.46x
 // (and 4096 x 4096 m = 256: 0.56x). The tiled kernel stays the explicit tiled_gemm op.
+// Against that sgemm route the AVX2 int8 LUT still wins at any row count for 2-bit weights and
+// for 3-bit weights of LLM size (AMD EPYC Zen 3, 2 threads, `benchmarks/cpu_gemm.py --m 16 64
+// 256 --bits 3 --shapes 11008x4096 28672x8192 --tag many_rows` and a 4096 x 4096 probe at
+// m = 128-512): 3-bit 4096 x 4096 LUT 0.63-0.86x the sgemm route's time, 11008 x 4096 m = 256
+// 217 vs 273 ms, 28672 x 8192 m = 256 1240 vs 1385 ms; 2-bit 0.62-0.65x; but on all-MiniLM's
+// 1536 x 384 layers at m = 1536 3-bit LUT took 1.3-1.6x as long (and 4-bit ties, 8-bit loses
+// 2-3x everywhere). So: 2-bit always LUT, 3-bit LUT from 2^22 weights.
 #pragma once
 #include <cstdint>
 
@@ -32,17 +39,20 @@ enum class BcqLinearKernel { kLut, kDense, kTiledAmx };
 constexpr int64_t kLutMaxRowBits = 32;
 constexpr int64_t kLutMaxRowBitsAvx2Int8 = 256;
 constexpr int64_t kLutMaxRowBitsAmxBf16 = 12;
+constexpr int64_t kLutAnyRowsAvx2Int8Weights3Bit = int64_t{1} << 22;
 
 // The tiled low-bit GEMM runs bf16 activations on AMX tiles where the CPU has them.
 inline bool tiled_on_amx(Isa isa, bool bf16) { return bf16 && isa == Isa::kAmx; }
 
-inline BcqLinearKernel select_bcq_linear(int64_t rows, int64_t bits, Isa isa, bool bf16,
-                                         LutTables tables) {
+// rows x (N x K weights) at `bits`.
+inline BcqLinearKernel select_bcq_linear(int64_t rows, int64_t bits, int64_t weights, Isa isa,
+                                         bool bf16, LutTables tables) {
   const bool amx = tiled_on_amx(isa, bf16);
-  const int64_t most = amx ? kLutMaxRowBitsAmxBf16
-                       : (isa == Isa::kAvx2 && tables == LutTables::kInt8) ? kLutMaxRowBitsAvx2Int8
-                                                                           : kLutMaxRowBits;
+  const bool avx2_int8 = !amx && isa == Isa::kAvx2 && tables == LutTables::kInt8;
+  const int64_t most = amx ? kLutMaxRowBitsAmxBf16 : avx2_int8 ? kLutMaxRowBitsAvx2Int8 : kLutMaxRowBits;
   if (rows * bits <= most) return BcqLinearKernel::kLut;
+  if (avx2_int8 && (bits <= 2 || (bits == 3 && weights >= kLutAnyRowsAvx2Int8Weights3Bit)))
+    return BcqLinearKernel::kLut;
   return amx ? BcqLinearKernel::kTiledAmx : BcqLinearKernel::kDense;
 }
 
