@@ -3,15 +3,11 @@ QLoRA-style LoRA training on a patched Llama gives the single-process losses, th
 is the saved format and loads into an unsharded model, and a bf16 MixedPrecisionPolicy leaves
 the scales alone. The workers are this file run as a script (results in JSON files)."""
 import copy
-import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
+
+from rank_processes import rank_main, run_ranks
 
 WORLD = 2
 TIMEOUT_S = 300
@@ -51,7 +47,7 @@ def _train(pm, ids, steps: int, reduce=None) -> list[float]:
     return losses
 
 
-def _worker(rank: int, init_file: str, out: str) -> None:
+def _worker(rank: int) -> dict:
     import torch.distributed as dist
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
     from torch.distributed.fsdp import MixedPrecisionPolicy
@@ -62,7 +58,6 @@ def _worker(rank: int, init_file: str, out: str) -> None:
 
     native.set_cpu_lut_tables("exact")  # the single-process run has twice the rows: same numerics either way
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     res = {}
     ids = torch.randint(0, 96, (4, 12), generator=torch.Generator().manual_seed(7))
 
@@ -111,31 +106,14 @@ def _worker(rank: int, init_file: str, out: str) -> None:
     torch_lowbit.fsdp.fully_shard(mp, mp_policy=policy)
     res["bf16_losses"] = _train(mp, ids[rank * half:(rank + 1) * half], 1, mean_over_ranks)
     res["bf16_seen"] = seen[0]
-    Path(out).write_text(json.dumps(res))
-    dist.destroy_process_group()
+    return res
 
 
 @pytest.fixture(scope="module")
 def fsdp_results(tmp_path_factory):
     pytest.importorskip("peft")
     tmp = tmp_path_factory.mktemp("fsdp")
-    repo = str(Path(__file__).resolve().parents[1])  # the package as the tests import it (installed or in place)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
-    procs = [subprocess.Popen([sys.executable, __file__, str(r), str(tmp / "rdzv"), str(tmp / f"rank{r}.json")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) for r in range(WORLD)]
-    deadline, logs = time.monotonic() + TIMEOUT_S, []
-    try:
-        for p in procs:
-            out, _ = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            logs.append(out.decode(errors="replace")[-4000:])
-    finally:
-        for p in procs:  # a hung rank (the other one died) must not outlive the test
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for r, p in enumerate(procs):
-        assert p.returncode == 0, f"rank {r} failed:\n{logs[r] if r < len(logs) else ''}"
-    return [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    return run_ranks(__file__, tmp, WORLD, TIMEOUT_S)
 
 
 def test_packed_weights_are_sharded(fsdp_results):
@@ -164,4 +142,4 @@ def test_bf16_mixed_precision_keeps_the_scales(fsdp_results):
 
 
 if __name__ == "__main__":
-    _worker(int(sys.argv[1]), sys.argv[2], sys.argv[3])
+    rank_main(_worker, WORLD)

@@ -2,15 +2,11 @@
 patched Llama's logits and greedy tokens, and an MLP's outputs and input gradients, equal the
 single-process model's. The workers are this file run as a script; each writes its results to
 a JSON file that the test reads."""
-import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
+
+from rank_processes import rank_main, run_ranks
 
 WORLD = 2
 TIMEOUT_S = 300
@@ -28,8 +24,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return ((a - b).abs().max() / b.abs().max()).item()
 
 
-def _worker(rank: int, init_file: str, out: str) -> None:
-    import torch.distributed as dist
+def _worker(rank: int) -> dict:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor.parallel import parallelize_module
 
@@ -37,7 +32,6 @@ def _worker(rank: int, init_file: str, out: str) -> None:
     from torch_lowbit.tensor_parallel import LowBitColwiseParallel, LowBitRowwiseParallel, parallelize
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
     mesh = init_device_mesh("cpu", (WORLD,))
     res = {}
 
@@ -85,31 +79,14 @@ def _worker(rank: int, init_file: str, out: str) -> None:
         except ValueError as e:
             errors[name] = str(e)
     res["errors"] = errors
-    Path(out).write_text(json.dumps(res))
-    dist.destroy_process_group()
+    return res
 
 
 @pytest.fixture(scope="module")
 def tp_results(tmp_path_factory):
     pytest.importorskip("transformers")
     tmp = tmp_path_factory.mktemp("tp")
-    repo = str(Path(__file__).resolve().parents[1])  # the package as the tests import it (installed or in place)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
-    procs = [subprocess.Popen([sys.executable, __file__, str(r), str(tmp / "rdzv"), str(tmp / f"rank{r}.json")],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) for r in range(WORLD)]
-    deadline, logs = time.monotonic() + TIMEOUT_S, []
-    try:
-        for p in procs:
-            out, _ = p.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            logs.append(out.decode(errors="replace")[-4000:])
-    finally:
-        for p in procs:  # a hung rank (the other one died) must not outlive the test
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-    for r, p in enumerate(procs):
-        assert p.returncode == 0, f"rank {r} failed:\n{logs[r] if r < len(logs) else ''}"
-    return [json.loads((tmp / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    return run_ranks(__file__, tmp, WORLD, TIMEOUT_S)
 
 
 def test_llama_logits_and_tokens_equal_single_process(tp_results):
@@ -134,4 +111,4 @@ def test_cuts_off_panels_or_groups_are_clear_errors(tp_results):
 
 
 if __name__ == "__main__":
-    _worker(int(sys.argv[1]), sys.argv[2], sys.argv[3])
+    rank_main(_worker, WORLD)

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import nn
 
 from torch_lowbit.modules import _FLOAT_OF_VIEW, is_low_bit
