@@ -49,16 +49,16 @@ def test_threads_calling_at_once_get_their_own_scratch():
                 assert rel_err(out, ref) < 1e-5
 
 
-def test_avx2_int8_route_keeps_lut_for_2_and_large_3_bit_weights():
-    # kernel_selector.h: on AVX2 with int8 tables, 2-bit layers and 3-bit ones of >= 2^22 weights
-    # stay on the LUT kernel at any row count; the rest go to the expand + sgemm route.
+@pytest.mark.parametrize("isa", [i for i in CPU_ISAS if i != "portable"])
+def test_int8_route_keeps_lut_for_2_and_large_3_bit_weights(isa):
+    # kernel_selector.h: with int8 tables (the AVX2 int8 kernel, on AVX-512 CPUs too) and fp32
+    # activations, 2-bit layers and 3-bit ones of >= 2^22 weights stay on the LUT kernel at any
+    # row count; the rest go to the expand + sgemm route.
     from torch_lowbit.backends import native
 
-    if "avx2" not in CPU_ISAS:
-        pytest.skip("the rule is for the AVX2 path, which this CPU cannot run")
-    tables, isa = native.cpu_lut_tables(), native.cpu_isa()
+    tables, old_isa = native.cpu_lut_tables(), native.cpu_isa()
     native.set_cpu_lut_tables("int8")
-    native.set_cpu_isa("avx2")  # forced on AVX-512 machines too
+    native.set_cpu_isa(isa)
     try:
         x = torch.randn(300, 4096)
         for bits, n, lut in [(2, 40, True), (3, 1024, True), (3, 40, False), (4, 1024, False)]:
@@ -70,4 +70,4 @@ def test_avx2_int8_route_keeps_lut_for_2_and_large_3_bit_weights():
                 assert rel_err(out, x @ qw.dequantize().T) < 1e-5, (bits, n)
     finally:
         native.set_cpu_lut_tables(tables)
-        native.set_cpu_isa(isa)
+        native.set_cpu_isa(old_isa)

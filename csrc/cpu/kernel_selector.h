@@ -25,6 +25,9 @@
 // 217 vs 273 ms, 28672 x 8192 m = 256 1240 vs 1385 ms; 2-bit 0.62-0.65x; but on all-MiniLM's
 // 1536 x 384 layers at m = 1536 3-bit LUT took 1.3-1.6x as long (and 4-bit ties, 8-bit loses
 // 2-3x everywhere). So: 2-bit always LUT, 3-bit LUT from 2^22 weights.
+// AVX-512 CPUs run that same int8 kernel for fp32 activations, so the int8 rule holds there too:
+// Intel Xeon (AVX-512/AMX), 2 threads, 11008x4096 3-bit m = 16 fp32: LUT 5.5 ms, the sgemm
+// route 21.6 ms (`benchmarks/cpu_gemm.py --m 1 16 --bits 2 3 --shapes 11008x4096`).
 #pragma once
 #include <cstdint>
 
@@ -48,7 +51,8 @@ inline bool tiled_on_amx(Isa isa, bool bf16) { return bf16 && isa == Isa::kAmx; 
 inline BcqLinearKernel select_bcq_linear(int64_t rows, int64_t bits, int64_t weights, Isa isa,
                                          bool bf16, LutTables tables) {
   const bool amx = tiled_on_amx(isa, bf16);
-  const bool avx2_int8 = !amx && isa == Isa::kAvx2 && tables == LutTables::kInt8;
+  // The int8 LUT kernel is the AVX2 one on every SIMD ISA (AVX-512 CPUs included).
+  const bool avx2_int8 = !amx && isa >= Isa::kAvx2 && tables == LutTables::kInt8;
   const int64_t most = amx ? kLutMaxRowBitsAmxBf16 : avx2_int8 ? kLutMaxRowBitsAvx2Int8 : kLutMaxRowBits;
   if (rows * bits <= most) return BcqLinearKernel::kLut;
   if (avx2_int8 && (bits <= 2 || (bits == 3 && weights >= kLutAnyRowsAvx2Int8Weights3Bit)))
