@@ -27,7 +27,9 @@
 // 2-3x everywhere). So: 2-bit always LUT, 3-bit LUT from 2^22 weights.
 // AVX-512 CPUs run that same int8 kernel for fp32 activations, so the int8 rule holds there too:
 // Intel Xeon (AVX-512/AMX), 2 threads, 11008x4096 3-bit m = 16 fp32: LUT 5.5 ms, the sgemm
-// route 21.6 ms (`benchmarks/cpu_gemm.py --m 1 16 --bits 2 3 --shapes 11008x4096`).
+// route 21.6 ms (`benchmarks/cpu_gemm.py --m 1 16 --bits 2 3 --shapes 11008x4096`). But there
+// ATen's AVX-512 sgemm beats the LUT on small 2-bit layers (384 x 1536 at m = 1536: 8.6 vs 5.1
+// ms), so on AVX-512 2-bit layers also need 2^22 weights.
 #pragma once
 #include <cstdint>
 
@@ -55,7 +57,8 @@ inline BcqLinearKernel select_bcq_linear(int64_t rows, int64_t bits, int64_t wei
   const bool avx2_int8 = !amx && isa >= Isa::kAvx2 && tables == LutTables::kInt8;
   const int64_t most = amx ? kLutMaxRowBitsAmxBf16 : avx2_int8 ? kLutMaxRowBitsAvx2Int8 : kLutMaxRowBits;
   if (rows * bits <= most) return BcqLinearKernel::kLut;
-  if (avx2_int8 && (bits <= 2 || (bits == 3 && weights >= kLutAnyRowsAvx2Int8Weights3Bit)))
+  const bool large = weights >= kLutAnyRowsAvx2Int8Weights3Bit;
+  if (avx2_int8 && ((bits <= 2 && (isa == Isa::kAvx2 || large)) || (bits == 3 && large)))
     return BcqLinearKernel::kLut;
   return amx ? BcqLinearKernel::kTiledAmx : BcqLinearKernel::kDense;
 }
