@@ -10,7 +10,7 @@
 //   crossover near rows * bits = 256.
 // - AVX-512 (Intel Xeon, 2 threads, exact fp32 tables): LUT wins at m <= 4 for every shape and
 //   bit width; at m = 16 it wins for 2-bit, ties at 3-bit and loses for 4/8-bit; at m = 64 the
-//   tiled kernel wins everywhere: rows * bits <= 32. Not yet measured there with int8 tables.
+//   tiled kernel wins everywhere: rows * bits <= 32 (the exact-table rule; int8 tables: below).
 // - bf16 activations on a CPU with AMX: the tiled kernel runs on the tile unit and its cost is
 //   mostly the once-per-call weight expansion, so it overtakes LUT from about 4 rows:
 //   rows * bits <= 12.
@@ -28,7 +28,7 @@
 // AVX-512 CPUs run that same int8 kernel for fp32 activations, so the int8 rule holds there too:
 // Intel Xeon (AVX-512/AMX), 2 threads, 11008x4096 3-bit m = 16 fp32: LUT 5.5 ms, the sgemm
 // route 21.6 ms (`benchmarks/cpu_gemm.py --m 1 16 --bits 2 3 --shapes 11008x4096`). But there
-// ATen's AVX-512 sgemm beats the LUT on small 2-bit layers (384 x 1536 at m = 1536: 8.6 vs 5.1
+// ATen's AVX-512 sgemm beats the LUT on small 2-bit layers (384 x 1536 at m = 1536: 7.9 vs 5.3
 // ms), so on AVX-512 2-bit layers also need 2^22 weights.
 #pragma once
 #include <cstdint>
@@ -42,9 +42,9 @@ namespace cpu {
 enum class BcqLinearKernel { kLut, kDense, kTiledAmx };
 
 constexpr int64_t kLutMaxRowBits = 32;
-constexpr int64_t kLutMaxRowBitsAvx2Int8 = 256;
+constexpr int64_t kLutMaxRowBitsInt8 = 256;
 constexpr int64_t kLutMaxRowBitsAmxBf16 = 12;
-constexpr int64_t kLutAnyRowsAvx2Int8Weights3Bit = int64_t{1} << 22;
+constexpr int64_t kLutAnyRowsInt8Weights = int64_t{1} << 22;
 
 // The tiled low-bit GEMM runs bf16 activations on AMX tiles where the CPU has them.
 inline bool tiled_on_amx(Isa isa, bool bf16) { return bf16 && isa == Isa::kAmx; }
@@ -54,11 +54,12 @@ inline BcqLinearKernel select_bcq_linear(int64_t rows, int64_t bits, int64_t wei
                                          bool bf16, LutTables tables) {
   const bool amx = tiled_on_amx(isa, bf16);
   // The int8 LUT kernel is the AVX2 one on every SIMD ISA (AVX-512 CPUs included).
-  const bool avx2_int8 = !amx && isa >= Isa::kAvx2 && tables == LutTables::kInt8;
-  const int64_t most = amx ? kLutMaxRowBitsAmxBf16 : avx2_int8 ? kLutMaxRowBitsAvx2Int8 : kLutMaxRowBits;
+  const bool int8_lut = !amx && isa >= Isa::kAvx2 && tables == LutTables::kInt8;
+  const int64_t most = amx ? kLutMaxRowBitsAmxBf16 : int8_lut ? kLutMaxRowBitsInt8 : kLutMaxRowBits;
   if (rows * bits <= most) return BcqLinearKernel::kLut;
-  const bool large = weights >= kLutAnyRowsAvx2Int8Weights3Bit;
-  if (avx2_int8 && ((bits <= 2 && (isa == Isa::kAvx2 || large)) || (bits == 3 && large)))
+  const bool large = weights >= kLutAnyRowsInt8Weights;
+  // Past the row range: 3-bit from 2^22 weights; 2-bit the same on AVX-512, any size on AVX2.
+  if (int8_lut && (bits == 3 ? large : bits <= 2 && (large || isa == Isa::kAvx2)))
     return BcqLinearKernel::kLut;
   return amx ? BcqLinearKernel::kTiledAmx : BcqLinearKernel::kDense;
 }
