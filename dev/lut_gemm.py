@@ -4,7 +4,8 @@ torch_lowbit/reference.py and timed by one harness (median of repeated calls, 2 
   1  portable C++: 256-entry fp32 tables (mu = 8), one lookup per weight byte
   2  AVX2, 16-entry fp32 tables, two 8-entry vpermps blended per lookup (csrc/cpu/lut_gemm/lut_gemm_avx2.cpp)
   3  AVX-512, 16-entry fp32 tables, one vpermps per 16 rows (lut_gemm_avx512.cpp)
-  4  int8 tables, vpshufb, int16 accumulation (lut_gemm_int8_avx2.cpp): the default
+  4  int8 tables, vpshufb, int16 accumulation (lut_gemm_int8_avx2.cpp): the default on AVX2 CPUs
+  5  the same on zmm, 64 lookups per vpshufb (lut_gemm_int8_avx512.cpp): the default on AVX-512 CPUs
 
     python dev/lut_gemm.py [versions...] [--n N --k K --m M --bits B --group G --threads T]
 """
@@ -25,7 +26,7 @@ from torch_lowbit.backends import native
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from harness import cpu_name  # noqa: E402
 
-VERSIONS = {1: ("portable", "exact"), 2: ("avx2", "exact"), 3: ("avx512", "exact"), 4: ("avx2", "int8")}
+VERSIONS = {1: ("portable", "exact"), 2: ("avx2", "exact"), 3: ("avx512", "exact"), 4: ("avx2", "int8"), 5: ("avx512", "int8")}
 ORDER = ["portable", "avx2", "avx512", "amx"]
 
 

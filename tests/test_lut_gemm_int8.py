@@ -84,6 +84,21 @@ def test_int8_tables_mixed_uniform_and_free_groups(isa):
     assert rel_err(exact, x @ qw.dequantize().T) < 3e-5
 
 
+@pytest.mark.parametrize("bits", [5, 6, 7, 8])
+def test_int8_tables_largest_sums_do_not_wrap(isa, bits):
+    # The worst case of the int16 block sums: every table entry looked up is +127 (constant
+    # activations, all weight bits set), summed over a block's 8 lookups and the planes weighted
+    # 2^b: 8 x 127 x (2^bits - 1) exceeds int16 from 6 bits, where a kernel must widen per plane.
+    n, k, group = 48, 1024, 128
+    planes = torch.full((bits, n // 16, k // 8, 16), 255, dtype=torch.uint8)  # every bit set
+    alpha = (0.01 * 2.0 ** torch.arange(bits)).view(bits, 1, 1).expand(bits, k // group, n).half()  # uniform grid
+    qw = torch_lowbit.QuantizedWeight(planes, alpha.contiguous(), torch.zeros(k // group, n).half(), (n, k), group)
+    x = torch.ones(2, 1024)
+    fast, exact = _both(torch_lowbit.ops.lut_gemm, x, qw)
+    assert rel_err(exact, x @ qw.dequantize().T) < 3e-5
+    assert within_int8_table_bound(fast, exact, x, qw) <= 1
+
+
 @pytest.mark.parametrize("scale_dtype", [torch.float16, torch.float32], ids=str)
 @pytest.mark.parametrize("method", ["rtn", "bcq"])
 def test_int8_tables_across_scale_chunks(isa, method, scale_dtype):

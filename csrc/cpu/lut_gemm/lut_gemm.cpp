@@ -78,7 +78,9 @@ void lut_gemm(const float* x, int64_t M, const BcqWeight& w, Isa isa, LutTables 
     float* yb = y + m0 * w.N;
     if (simd) {
       at::parallel_for(0, w.panels(), panel_grain, [&](int64_t p0, int64_t p1) {
-        if (int8)
+        if (int8 && isa >= Isa::kAvx512)
+          lut_gemm_panels_int8_avx512(itab, tscale, gsum, mb, w, p0, p1, yb);
+        else if (int8)
           lut_gemm_panels_int8_avx2(itab, tscale, gsum, mb, w, p0, p1, yb);
         else if (isa >= Isa::kAvx512)
           lut_gemm_panels_avx512(ftab, gsum, mb, w, p0, p1, yb);

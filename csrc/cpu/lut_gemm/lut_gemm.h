@@ -47,13 +47,15 @@ void lut_gemm_panels_avx512(const float* tables, const float* group_sums, int64_
 void lut_gemm_panels_avx2(const float* tables, const float* group_sums, int64_t M,
                           const BcqWeight& w, int64_t p0, int64_t p1, float* y);
 
-// ---- int8 tables (lut_tables_int8.cpp, lut_gemm_int8_avx2.cpp) ----
-// The tables of one row: chunk i (activations 4i..4i+3) = 4 q + 2 lane + h, where byte column
-// c = 2 q + lane holds chunk 2c in its low nibble (h = 0) and 2c + 1 in its high nibble (h = 1),
-// sits at tables[q * 64 + h * 32 + lane * 16 + entry]: one 32-byte load gives the low-nibble
-// tables of a byte-column pair, the next the high-nibble ones. One fp32 scale per table block
-// (lut_int8_block(G) activations), and the fp32 sum of x per weight group.
+// ---- int8 tables (lut_tables_int8.cpp, lut_gemm_int8_avx2.cpp, lut_gemm_int8_avx512.cpp) ----
+// The tables of one row, per table block of 32 activations (8 chunks, 4 byte columns c = 0..3 of
+// the weight, one table scale): chunk 2c (the low nibble of column c, h = 0) and 2c + 1 (its high
+// nibble, h = 1) sit at block * 128 + h * 64 + c * 16 + entry. So the AVX-512 kernel loads the
+// low-nibble tables of a block's four columns as one 64-byte vector and the high-nibble ones as
+// the next, lane c matching the lane of the 64-byte plane load that holds column c, and the AVX2
+// kernel the same for a column pair (32 bytes at + 32 * pair). The fp32 sum of x per weight group.
 inline int64_t lut_int8_block(int64_t) { return 32; }
+constexpr int64_t kLutInt8BlockBytes = 128;  // 8 chunks x 16 entries
 inline int64_t lut_int8_table_bytes(int64_t Kp) { return Kp / 4 * 16; }
 void lut_build_tables_int8(const float* x, int64_t K, int64_t Kp, int64_t group_size,
                            int8_t* tables, float* scales, float* group_sums);
@@ -61,6 +63,9 @@ void lut_build_tables_int8(const float* x, int64_t K, int64_t Kp, int64_t group_
 void lut_gemm_panels_int8_avx2(const int8_t* tables, const float* table_scales,
                                const float* group_sums, int64_t M, const BcqWeight& w, int64_t p0,
                                int64_t p1, float* y);
+void lut_gemm_panels_int8_avx512(const int8_t* tables, const float* table_scales,
+                                 const float* group_sums, int64_t M, const BcqWeight& w, int64_t p0,
+                                 int64_t p1, float* y);
 
 // The scales of one panel and group are bits + 1 runs of 16 values, each in its own page
 // ([bits, groups, N] layout), so no hardware prefetcher follows them and every panel would wait

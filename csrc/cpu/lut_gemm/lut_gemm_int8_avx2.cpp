@@ -1,47 +1,26 @@
-// LUT-GEMM with int8 tables, AVX2 (also the int8 path of AVX-512 CPUs until they have their
-// own): `vpshufb` looks up 32 table bytes per instruction straight from the stored bit-planes.
+// LUT-GEMM with int8 tables, AVX2 (AVX-512 CPUs run lut_gemm_int8_avx512.cpp, the same scheme
+// on zmm): `vpshufb` looks up 32 table bytes per instruction straight from the stored bit-planes.
 //
 // One 32-byte load of a plane gives byte columns 2q and 2q+1 of a 16-row panel (lane 0, lane 1);
 // its low nibbles index the tables of chunks 4q and 4q+2, its high nibbles those of 4q+1 and 4q+3
-// (the table layout in lut_gemm.h puts exactly those side by side). Interleaving the low- and
+// (the table layout in lut_gemm.h puts exactly those side by side, 32 bytes apart). Interleaving the low- and
 // high-nibble results per row and one `vpmaddubsw` sums them into int16, so a 32-byte load costs
 // and, shift, and, 2 vpshufb, 2 unpacks, 2 vpmaddubsw and 2 int16 adds for 64 lookups; the planes
-// of a column pair share its two table loads. Each table block (64 or 32 activations: one table
+// of a column pair share its two table loads. Each table block (32 activations: one table
 // scale) is summed in int16, then widened to fp32 and scaled: once for all planes where the
 // group's grid is uniform (the 2^b plane weights ride in vpmaddubsw), once per plane otherwise.
 // Each weight group then multiplies by alpha and adds offset x (exact fp32) group sum.
 //
-// Memory: the bit-planes of a thread's panels are a few long sequential streams, but the scales
-// of one panel are (bits + 1) x groups runs of 16 values, each in its own page ([bits, groups,
-// N]); read in the panel loop they were the cold kernel's bottleneck (5632 x 2048 3-bit m=1 on
-// AMD EPYC Zen 3: ~460 us cold against ~300 us with the scales in cache; prefetching them ahead
-// changed nothing). So each thread first gathers the scales of a chunk of its panels into a
-// small thread-local buffer, every run read as one sequential burst (~320 us), then computes
-// the chunk from there. No software prefetch of the plane streams: 1-4 KiB ahead measured slower.
+// Memory: the bit-planes of a thread's panels are a few long sequential streams; the scales of a
+// chunk of panels are gathered first (lut_scale_chunk.h). No software prefetch of the plane
+// streams: 1-4 KiB ahead measured slower.
 #include <immintrin.h>
 
 #include <algorithm>
-#include <cstring>
-#include <vector>
 
 #include "common/bits_dispatch.h"
 #include "cpu/lut_gemm/lut_gemm.h"
-
-namespace torch_lowbit {
-namespace cpu {
-namespace {
-
-// The per-thread buffer of ScaleChunk, defined before the ISA pragma below so that the
-// std::vector code it instantiates is plain x86-64 (the linker may share it with other files).
-uint8_t* scale_chunk_storage(size_t bytes) {
-  static thread_local std::vector<uint8_t> storage;
-  if (storage.size() < bytes) storage.resize(bytes);
-  return storage.data();
-}
-
-}  // namespace
-}  // namespace cpu
-}  // namespace torch_lowbit
+#include "cpu/lut_gemm/lut_scale_chunk.h"
 
 // Only this file's own functions get the ISA: every header is included above, so no inline or
 // template function from a header is compiled for it (and then shared with other files).
@@ -122,9 +101,11 @@ bool uniform_group(const BcqWeight& w, int64_t g, int64_t n0, int64_t rows, __m2
   return true;
 }
 
-// int16 range of one table block summed over planes: 254 per lookup pair x (2^bits - 1) x pairs.
+// int16 range of one table block summed over planes: 127 per lookup x 4 lookups per column pair
+// (two columns, two nibbles each) x pairs x (2^bits - 1). 6-bit (64008 at 2 pairs) does not fit:
+// an all-ones 6-bit group under constant activations wrapped before this bound counted columns.
 template <int BITS>
-constexpr bool fits_int16(int64_t pairs_per_block) { return 254 * ((1 << BITS) - 1) * pairs_per_block <= 32767; }
+constexpr bool fits_int16(int64_t pairs_per_block) { return 4 * 127 * pairs_per_block * ((1 << BITS) - 1) <= 32767; }
 
 // R activation rows (1 or 2) of one uniform group: sum[r] += the group's int16 plane sums
 // (planes weighted 2^b) x table scale, per block. The rows share each plane load and its nibble
@@ -137,11 +118,11 @@ inline void uniform_rows(const uint8_t* src, int64_t plane_stride, const int8_t*
     __m256i acc[R][2];
     for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
     for (int64_t q = 0; q < pairs; ++q, src += 2 * kPanelRows) {
-      const int64_t toff = (blk * pairs + q) * 64;
+      const int64_t toff = blk * kLutInt8BlockBytes + q * 32;
       __m256i tlo[R], thi[R];
       for (int r = 0; r < R; ++r) {
         tlo[r] = load_table(t[r] + toff);
-        thi[r] = load_table(t[r] + toff + 32);
+        thi[r] = load_table(t[r] + toff + 64);
       }
       for (int b = 0; b < BITS; ++b) {
         const Nibbles x(src + b * plane_stride, nibble);
@@ -198,7 +179,7 @@ void panel(const int8_t* tables, const float* table_scales, const float* group_s
   for (int64_t m = 0; m < M; ++m) out[m][0] = out[m][1] = _mm256_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
     const uint8_t* src0 = w.planes + w.panel_offset(0, p, g * G / 8);
-    const int64_t t0 = (g * G / 16) * 64, ts0 = g * blocks_per_group;
+    const int64_t t0 = (g * G / block) * kLutInt8BlockBytes, ts0 = g * blocks_per_group;
     __m256 alpha0[2];
     if (int16_ok && uniform_group<BITS>(sc, g, sn0, rows, alpha0)) {
       int64_t m = 0;
@@ -220,8 +201,9 @@ void panel(const int8_t* tables, const float* table_scales, const float* group_s
           const float* ts = table_scales + m * scale_stride + ts0;
           for (int64_t blk = 0; blk < blocks_per_group; ++blk) {
             __m256i acc[2][2] = {};
-            for (int64_t q = 0; q < pairs_per_block; ++q, src += 2 * kPanelRows, t += 64) {
-              const __m256i tlo = load_table(t), thi = load_table(t + 32);
+            for (int64_t q = 0; q < pairs_per_block; ++q, src += 2 * kPanelRows) {
+              const __m256i tlo = load_table(t + blk * kLutInt8BlockBytes + q * 32);
+              const __m256i thi = load_table(t + blk * kLutInt8BlockBytes + q * 32 + 64);
               lookup_add(tlo, thi, Nibbles(src, nibble), ones, acc[0][0], acc[0][1]);
               if (nb == 2) lookup_add(tlo, thi, Nibbles(src + plane_stride, nibble), ones, acc[1][0], acc[1][1]);
             }
@@ -256,40 +238,6 @@ void panel(const int8_t* tables, const float* table_scales, const float* group_s
     }
   }
 }
-
-// The scales of panels [c0, c1) copied into a thread-local buffer with the same [bits, groups,
-// rows] layout (so a BcqWeight describes it), one memcpy per run.
-class ScaleChunk {
- public:
-  // Panels per chunk: as many as fit the buffer budget (it shares L2 with the plane streams).
-  static int64_t panels_per_chunk(const BcqWeight& w) {
-    const int64_t per_panel = (w.bits + 1) * w.ngroups() * kPanelRows * (w.half ? 2 : 4);
-    return std::clamp<int64_t>(kBudgetBytes / per_panel, 1, 32);
-  }
-
-  ScaleChunk(const BcqWeight& w, int64_t panels) : chunk_(w) {
-    const int64_t es = w.half ? 2 : 4, rows = panels * kPanelRows, ng = w.ngroups();
-    uint8_t* storage = scale_chunk_storage((w.bits + 1) * ng * rows * es);
-    chunk_.alpha = storage;
-    chunk_.offset = storage + w.bits * ng * rows * es;
-    chunk_.N = rows;
-  }
-
-  // Gathers rows [n0, n1) of w's scales; returns the chunk's view.
-  const BcqWeight& gather(const BcqWeight& w, int64_t n0, int64_t n1) {
-    const size_t bytes = (n1 - n0) * (w.half ? 2 : 4);
-    for (int64_t g = 0; g < w.ngroups(); ++g) {
-      for (int64_t b = 0; b < w.bits; ++b)
-        std::memcpy(const_cast<void*>(chunk_.alpha_ptr(b, g, 0)), w.alpha_ptr(b, g, n0), bytes);
-      std::memcpy(const_cast<void*>(chunk_.offset_ptr(g, 0)), w.offset_ptr(g, n0), bytes);
-    }
-    return chunk_;
-  }
-
- private:
-  static constexpr int64_t kBudgetBytes = 128 * 1024;
-  BcqWeight chunk_;
-};
 
 }  // namespace
 

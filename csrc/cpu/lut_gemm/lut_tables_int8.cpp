@@ -77,11 +77,10 @@ void lut_build_tables_int8(const float* x, int64_t K, int64_t Kp, int64_t group_
       const __m256i b = _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(lo[j + 1], inv)),
                                            _mm256_cvtps_epi32(_mm256_mul_ps(hi[j + 1], inv)));
       const __m256i both = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b), order);
-      // chunk i = 4 q + 2 lane + h lives at q * 64 + h * 32 + lane * 16 (lut_gemm.h); i is even.
-      const int64_t i = (k0 + 4 * j) / 4;
-      int8_t* t = tables + (i / 4) * 64 + ((i / 2) % 2) * 16;
+      // chunks 2c (low nibble of byte column c = j / 2) and 2c + 1 of this block (lut_gemm.h).
+      int8_t* t = tables + (k0 / kBlock) * kLutInt8BlockBytes + (j / 2) * 16;
       _mm_storeu_si128(reinterpret_cast<__m128i*>(t), _mm256_castsi256_si128(both));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(t + 32), _mm256_extracti128_si256(both, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(t + 64), _mm256_extracti128_si256(both, 1));
     }
   }
 }
