@@ -27,6 +27,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     info["cpu_isa_best"] = torch_lowbit::cpu::isa_name(torch_lowbit::cpu::best_isa());
     info["cpu_isa"] = torch_lowbit::cpu::isa_name(torch_lowbit::cpu::active_isa());
     info["cpu_lut_tables"] = torch_lowbit::cpu::lut_tables_name(torch_lowbit::cpu::lut_tables());
+    info["cpu_lut_lookup"] = torch_lowbit::cpu::lut_lookup_name(torch_lowbit::cpu::lut_lookup());
     return info;
   });
   // The active CPU path alone (cheap: the ops' dispatch policy asks per call).
@@ -38,6 +39,20 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     if (name == "int8") torch_lowbit::cpu::set_lut_tables(LutTables::kInt8);
     else if (name == "exact") torch_lowbit::cpu::set_lut_tables(LutTables::kExact);
     else throw pybind11::value_error("tables: expected 'int8' or 'exact', got '" + name + "'");
+  });
+  // The AVX-512 int8 LUT kernel: "vpermb" (VBMI + VNNI, default where present) or "vpshufb".
+  m.def("cpu_lut_lookup", [] { return std::string(torch_lowbit::cpu::lut_lookup_name(torch_lowbit::cpu::lut_lookup())); });
+  m.def("set_cpu_lut_lookup", [](const std::string& name) {
+    using torch_lowbit::cpu::LutLookup;
+    LutLookup lookup;
+    if (name == "vpermb") lookup = LutLookup::kVpermb;
+    else if (name == "vpshufb") lookup = LutLookup::kVpshufb;
+    else throw pybind11::value_error("lookup: expected 'vpermb' or 'vpshufb', got '" + name + "'");
+    try {
+      torch_lowbit::cpu::set_lut_lookup(lookup);
+    } catch (const std::invalid_argument& e) {
+      throw pybind11::value_error(e.what());
+    }
   });
   // Force a SIMD path ("portable", "avx2", "avx512", "amx"); ValueError if this CPU lacks it.
   m.def("set_cpu_isa", [](const std::string& name) {

@@ -5,7 +5,8 @@ torch_lowbit/reference.py and timed by one harness (median of repeated calls, 2 
   2  AVX2, 16-entry fp32 tables, two 8-entry vpermps blended per lookup (csrc/cpu/lut_gemm/lut_gemm_avx2.cpp)
   3  AVX-512, 16-entry fp32 tables, one vpermps per 16 rows (lut_gemm_avx512.cpp)
   4  int8 tables, vpshufb, int16 accumulation (lut_gemm_int8_avx2.cpp): the default on AVX2 CPUs
-  5  the same on zmm, 64 lookups per vpshufb (lut_gemm_int8_avx512.cpp): the default on AVX-512 CPUs
+  5  the same on zmm, 64 lookups per vpshufb (lut_gemm_int8_avx512.cpp): AVX-512 without VBMI/VNNI
+  6  int8 tables, vpermb + vpdpbusd, int32 sums (lut_gemm_int8_avx512vnni.cpp): AVX-512 with VBMI/VNNI
 
     python dev/lut_gemm.py [versions...] [--n N --k K --m M --bits B --group G --threads T]
 """
@@ -26,14 +27,18 @@ from torch_lowbit.backends import native
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from harness import cpu_name  # noqa: E402
 
-VERSIONS = {1: ("portable", "exact"), 2: ("avx2", "exact"), 3: ("avx512", "exact"), 4: ("avx2", "int8"), 5: ("avx512", "int8")}
+VERSIONS = {1: ("portable", "exact"), 2: ("avx2", "exact"), 3: ("avx512", "exact"), 4: ("avx2", "int8"), 5: ("avx512", "int8", "vpshufb"), 6: ("avx512", "int8", "vpermb")}
 ORDER = ["portable", "avx2", "avx512", "amx"]
 
 
+default_lookup = native.cpu_lut_lookup()
+
+
 def run(version: int, x: torch.Tensor, qw: torch_lowbit.QuantizedWeight, repeats: int = 30) -> tuple[float, float]:
-    isa, tables = VERSIONS[version]
+    isa, tables, *lookup = VERSIONS[version]
     native.set_cpu_isa(isa)
     native.set_cpu_lut_tables(tables)
+    native.set_cpu_lut_lookup(lookup[0] if lookup else "vpshufb")
     try:
         y = torch_lowbit.ops.lut_gemm(x, qw, backend="cpu")
         planes, alpha, offset, k, g = qw.op_args()
@@ -48,6 +53,7 @@ def run(version: int, x: torch.Tensor, qw: torch_lowbit.QuantizedWeight, repeats
     finally:
         native.set_cpu_isa(torch_lowbit.build_info()["cpu_isa_best"])
         native.set_cpu_lut_tables("int8")
+        native.set_cpu_lut_lookup(default_lookup)
 
 
 def main() -> None:
@@ -66,9 +72,9 @@ def main() -> None:
     x = torch.randn(args.m, args.k)
     print(f"{cpu_name()}, {args.threads} threads: {args.n}x{args.k} m={args.m} {args.bits}-bit g{args.group} ({qw.nbytes / 1e6:.1f} MB)")
     for v in args.versions:
-        isa, tables = VERSIONS[v]
-        if ORDER.index(isa) > ORDER.index(best):
-            print(f"  {v}  {isa:8s} {tables:5s}  skipped: this CPU lacks {isa}")
+        isa, tables, *lookup = VERSIONS[v]
+        if ORDER.index(isa) > ORDER.index(best) or (lookup == ["vpermb"] and default_lookup != "vpermb"):
+            print(f"  {v}  {isa:8s} {tables:5s}  skipped: this CPU lacks {isa}{' VBMI/VNNI' if lookup else ''}")
             continue
         ms, err = run(v, x, qw)
         print(f"  {v}  {isa:8s} {tables:5s}  {ms:8.3f} ms  {qw.nbytes / ms / 1e6:6.1f} GB/s  rel. error vs reference {err:.1e}")

@@ -21,14 +21,25 @@ pytestmark = pytest.mark.skipif(not SIMD_ISAS, reason="int8 tables need AVX2")
 CASES = [(1, 7, 33, 32), (3, 17, 100, 64), (17, 31, 300, 128), (64, 45, 257, 256), (5, 9, 70, -1), (2, 40, 96, -1)]
 
 
-@pytest.fixture(params=SIMD_ISAS)
+# On AVX-512 CPUs with VBMI and VNNI the int8 kernel is vpermb + vpdpbusd; its vpshufb sibling
+# (the kernel of AVX-512 CPUs without them) is forced too, so both run wherever they can.
+DEFAULT_LOOKUP = native.cpu_lut_lookup()
+KERNELS = [(isa, DEFAULT_LOOKUP if isa in ("avx512", "amx") else "vpshufb") for isa in SIMD_ISAS]
+if DEFAULT_LOOKUP == "vpermb" and "avx512" in SIMD_ISAS:
+    KERNELS.append(("avx512", "vpshufb"))
+
+
+@pytest.fixture(params=KERNELS, ids=[f"{isa}-{lookup}" for isa, lookup in KERNELS])
 def isa(request):
-    native.set_cpu_isa(request.param)
+    isa, lookup = request.param
+    native.set_cpu_isa(isa)
+    native.set_cpu_lut_lookup(lookup)
     before = native.cpu_lut_tables()
     try:
-        yield request.param
+        yield isa
     finally:
         native.set_cpu_isa(torch_lowbit.build_info()["cpu_isa_best"])
+        native.set_cpu_lut_lookup(DEFAULT_LOOKUP)
         native.set_cpu_lut_tables(before)
 
 
@@ -134,3 +145,13 @@ def test_default_linear_path_is_int8_and_near_exact(isa):
 def test_lut_tables_switch_rejects_unknown_names():
     with pytest.raises(ValueError, match="tables"):
         native.set_cpu_lut_tables("int4")
+
+
+def test_lut_lookup_switch():
+    assert torch_lowbit.build_info()["cpu_lut_lookup"] == DEFAULT_LOOKUP
+    with pytest.raises(ValueError, match="lookup"):
+        native.set_cpu_lut_lookup("vpgather")
+    if "vbmi" not in torch_lowbit.build_info()["cpu_features"] or "avx512vnni" not in torch_lowbit.build_info()["cpu_features"]:
+        assert DEFAULT_LOOKUP == "vpshufb"
+        with pytest.raises(ValueError, match="VBMI"):
+            native.set_cpu_lut_lookup("vpermb")

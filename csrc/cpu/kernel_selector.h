@@ -25,11 +25,11 @@
 // 217 vs 273 ms, 28672 x 8192 m = 256 1240 vs 1385 ms; 2-bit 0.62-0.65x; but on all-MiniLM's
 // 1536 x 384 layers at m = 1536 3-bit LUT took 1.3-1.6x as long (and 4-bit ties, 8-bit loses
 // 2-3x everywhere). So: 2-bit always LUT, 3-bit LUT from 2^22 weights.
-// AVX-512 CPUs run that same int8 kernel for fp32 activations, so the int8 rule holds there too:
-// Intel Xeon (AVX-512/AMX), 2 threads, 11008x4096 3-bit m = 16 fp32: LUT 5.5 ms, the sgemm
-// route 21.6 ms (`benchmarks/cpu_gemm.py --m 1 16 --bits 2 3 --shapes 11008x4096`). But there
-// ATen's AVX-512 sgemm beats the LUT on small 2-bit layers (384 x 1536 at m = 1536: 7.9 vs 5.3
-// ms), so on AVX-512 2-bit layers also need 2^22 weights.
+// The int8 rule holds on AVX-512 CPUs too, measured there with the AVX2 int8 kernel (before the
+// AVX-512 ones existed): Intel Xeon (AVX-512/AMX), 2 threads, 11008x4096 3-bit m = 16 fp32: LUT
+// 5.5 ms, the sgemm route 21.6 ms (`benchmarks/cpu_gemm.py --m 1 16 --bits 2 3 --shapes
+// 11008x4096`). But there ATen's AVX-512 sgemm beats the LUT on small 2-bit layers (384 x 1536
+// at m = 1536: 7.9 vs 5.3 ms), so on AVX-512 2-bit layers also need 2^22 weights.
 #pragma once
 #include <cstdint>
 
@@ -53,7 +53,7 @@ inline bool tiled_on_amx(Isa isa, bool bf16) { return bf16 && isa == Isa::kAmx; 
 inline BcqLinearKernel select_bcq_linear(int64_t rows, int64_t bits, int64_t weights, Isa isa,
                                          bool bf16, LutTables tables) {
   const bool amx = tiled_on_amx(isa, bf16);
-  // The int8 LUT kernel is the AVX2 one on every SIMD ISA (AVX-512 CPUs included).
+  // int8 tables on every SIMD ISA (AVX2: vpshufb; AVX-512: vpermb + vpdpbusd or vpshufb).
   const bool int8_lut = !amx && isa >= Isa::kAvx2 && tables == LutTables::kInt8;
   const int64_t most = amx ? kLutMaxRowBitsAmxBf16 : int8_lut ? kLutMaxRowBitsInt8 : kLutMaxRowBits;
   if (rows * bits <= most) return BcqLinearKernel::kLut;

@@ -74,6 +74,18 @@ def set_cpu_lut_tables(name: str) -> None:
     load().set_cpu_lut_tables(name)
 
 
+def cpu_lut_lookup() -> str:
+    """The int8 LUT kernel of the AVX-512 paths: "vpermb" (vpermb + vpdpbusd, where the CPU has
+    AVX-512 VBMI and VNNI) or "vpshufb" (zmm vpshufb, every AVX-512 CPU). AVX2 is always vpshufb."""
+    return load().cpu_lut_lookup()
+
+
+def set_cpu_lut_lookup(name: str) -> None:
+    """Choose the AVX-512 int8 LUT kernel for the process ("vpermb" or "vpshufb"; tests and
+    benchmarks); ValueError for "vpermb" on a CPU without VBMI and VNNI."""
+    load().set_cpu_lut_lookup(name)
+
+
 def set_cpu_isa(name: str) -> None:
     """Force a SIMD path the CPU supports (tests and benchmarks); ValueError if it does not."""
     load().set_cpu_isa(name)

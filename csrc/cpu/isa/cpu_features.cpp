@@ -32,5 +32,14 @@ const char* cpu_features() {
   return features.c_str();
 }
 
+bool cpu_has_avx512_vbmi_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 }  // namespace cpu
 }  // namespace torch_lowbit

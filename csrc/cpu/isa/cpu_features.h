@@ -5,6 +5,8 @@ namespace torch_lowbit {
 namespace cpu {
 
 const char* cpu_features();
+// AVX-512 VBMI and VNNI (vpermb, vpdpbusd): the AVX-512 int8 LUT kernel's faster variant.
+bool cpu_has_avx512_vbmi_vnni();
 
 }  // namespace cpu
 }  // namespace torch_lowbit

@@ -10,7 +10,10 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
+
+#include "cpu/isa/cpu_features.h"
 
 namespace torch_lowbit {
 namespace cpu {
@@ -28,6 +31,11 @@ std::atomic<int>& tables_setting() {
   return setting;
 }
 
+std::atomic<int>& lookup_setting() {
+  static std::atomic<int> setting{static_cast<int>(cpu_has_avx512_vbmi_vnni() ? LutLookup::kVpermb : LutLookup::kVpshufb)};
+  return setting;
+}
+
 // Per calling thread, kept across calls: no allocation or zeroing per call.
 template <typename T>
 T* scratch(std::vector<T>& buf, int64_t count) {
@@ -41,9 +49,18 @@ LutTables lut_tables() { return static_cast<LutTables>(tables_setting().load(std
 void set_lut_tables(LutTables tables) { tables_setting().store(static_cast<int>(tables), std::memory_order_relaxed); }
 const char* lut_tables_name(LutTables tables) { return tables == LutTables::kInt8 ? "int8" : "exact"; }
 
+LutLookup lut_lookup() { return static_cast<LutLookup>(lookup_setting().load(std::memory_order_relaxed)); }
+void set_lut_lookup(LutLookup lookup) {
+  if (lookup == LutLookup::kVpermb && !cpu_has_avx512_vbmi_vnni())
+    throw std::invalid_argument("lookup: 'vpermb' needs AVX-512 VBMI and VNNI, which this CPU lacks");
+  lookup_setting().store(static_cast<int>(lookup), std::memory_order_relaxed);
+}
+const char* lut_lookup_name(LutLookup lookup) { return lookup == LutLookup::kVpermb ? "vpermb" : "vpshufb"; }
+
 void lut_gemm(const float* x, int64_t M, const BcqWeight& w, Isa isa, LutTables tables, float* y) {
   const bool simd = isa != Isa::kPortable;
   const bool int8 = simd && tables == LutTables::kInt8;
+  const bool vpermb = lut_lookup() == LutLookup::kVpermb;
   const int64_t rows = std::min(kLutRowsPerBlock, M), ng = w.ngroups();
   // Bytes (int8) or floats per activation row.
   const int64_t table_stride = int8 ? lut_int8_table_bytes(w.Kp)
@@ -78,7 +95,9 @@ void lut_gemm(const float* x, int64_t M, const BcqWeight& w, Isa isa, LutTables 
     float* yb = y + m0 * w.N;
     if (simd) {
       at::parallel_for(0, w.panels(), panel_grain, [&](int64_t p0, int64_t p1) {
-        if (int8 && isa >= Isa::kAvx512)
+        if (int8 && isa >= Isa::kAvx512 && vpermb)
+          lut_gemm_panels_int8_avx512vnni(itab, tscale, gsum, mb, w, p0, p1, yb);
+        else if (int8 && isa >= Isa::kAvx512)
           lut_gemm_panels_int8_avx512(itab, tscale, gsum, mb, w, p0, p1, yb);
         else if (int8)
           lut_gemm_panels_int8_avx2(itab, tscale, gsum, mb, w, p0, p1, yb);

@@ -19,6 +19,15 @@ LutTables lut_tables();
 void set_lut_tables(LutTables tables);
 const char* lut_tables_name(LutTables tables);
 
+// Which int8 kernel the AVX-512 paths run: vpermb + vpdpbusd (lut_gemm_int8_avx512vnni.cpp, the
+// default where the CPU has VBMI and VNNI) or vpshufb on zmm (lut_gemm_int8_avx512.cpp, the only
+// one on AVX-512 CPUs without them; tests force it to cover it on CPUs with them). The AVX2 path
+// is always vpshufb. set_lut_lookup throws std::invalid_argument for vpermb on a CPU without it.
+enum class LutLookup : int { kVpshufb = 0, kVpermb = 1 };
+LutLookup lut_lookup();
+void set_lut_lookup(LutLookup lookup);
+const char* lut_lookup_name(LutLookup lookup);
+
 // The driver: tables per block of activation rows, then threads over 16-row panels (SIMD) or
 // rows (portable). x fp32 [M, K] contiguous, y fp32 [M, N].
 void lut_gemm(const float* x, int64_t M, const BcqWeight& w, Isa isa, LutTables tables, float* y);
@@ -66,6 +75,9 @@ void lut_gemm_panels_int8_avx2(const int8_t* tables, const float* table_scales,
 void lut_gemm_panels_int8_avx512(const int8_t* tables, const float* table_scales,
                                  const float* group_sums, int64_t M, const BcqWeight& w, int64_t p0,
                                  int64_t p1, float* y);
+void lut_gemm_panels_int8_avx512vnni(const int8_t* tables, const float* table_scales,
+                                     const float* group_sums, int64_t M, const BcqWeight& w, int64_t p0,
+                                     int64_t p1, float* y);
 
 // The scales of one panel and group are bits + 1 runs of 16 values, each in its own page
 // ([bits, groups, N] layout), so no hardware prefetcher follows them and every panel would wait
