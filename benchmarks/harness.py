@@ -33,12 +33,36 @@ def median_ms(fn: Callable[[], object], min_repeats: int = 5, max_repeats: int =
     return statistics.median(times) * 1e3
 
 
+def _amd_core(family: int, model: int) -> str | None:
+    """AMD's core generation from cpuid family/model (family 0x19: Zen 3 or Zen 4 by model range)."""
+    if family == 0x17:
+        return "Zen 2" if model >= 0x30 else "Zen 1"
+    if family == 0x19:
+        return "Zen 4" if 0x10 <= model <= 0x1F or 0x60 <= model <= 0x7F or 0xA0 <= model <= 0xAF else "Zen 3"
+    if family == 0x1A:
+        return "Zen 5"
+    return None
+
+
 def cpu_name() -> str:
+    """The CPU's model name. Cloud guests often report a bare "AMD EPYC" for every generation
+    (Zen 3 with AVX2 only and Zen 5 with AVX-512 alike), so for AMD the core generation from the
+    cpuid family and model is added: "AMD EPYC (Zen 5, family 26 model 2)"."""
     try:
+        info: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
+            key, _, value = line.partition(":")
+            info.setdefault(key.strip(), value.strip())
+            if key.strip() == "flags":
+                break
+        name = info.get("model name")
+        if name:
+            if info.get("vendor_id") == "AuthenticAMD" and info.get("cpu family", "").isdigit():
+                family, model = int(info["cpu family"]), int(info.get("model", "0"))
+                core = _amd_core(family, model)
+                name += f" ({core + ', ' if core else ''}family {family} model {model})"
+            return name
+    except (OSError, ValueError):
         pass
     return platform.processor() or platform.machine()
 
