@@ -17,6 +17,15 @@
 
 #include "cpu/microkernels/avx512_scales.h"
 
+// Bytes ahead on each bit-plane stream (prefetcht0 per 64-byte plane load): the hardware
+// prefetchers alone left the kernel at ~21 GB/s on weights past the L3. AMD EPYC Zen 5, 2 threads,
+// m = 1 3-bit, medians of 15 alternating rounds: 28672x8192 4.68 ms without, 3.89 / 3.44 / 3.07 /
+// 3.17 ms at 512 / 1024 / 2048 / 4096 bytes; 11008x4096 0.644 vs 0.492 ms at 2048.
+constexpr int64_t kInt8PlanePrefetch = 2048;
+inline void prefetch_plane(const uint8_t* src) {
+  _mm_prefetch(reinterpret_cast<const char*>(src) + kInt8PlanePrefetch, _MM_HINT_T0);
+}
+
 namespace torch_lowbit {
 namespace cpu {
 namespace {
@@ -55,6 +64,7 @@ inline void uniform_rows(const Lookup& lookup, const uint8_t* src, int64_t plane
     }
 #pragma GCC unroll 8
     for (int b = 0; b < BITS; ++b) {
+      prefetch_plane(src + b * plane_stride);
       const auto x = lookup.load(src + b * plane_stride);
       const __m512i mult = _mm512_set1_epi8(static_cast<char>(1 << b));
       for (int r = 0; r < R; ++r) Lookup::add(tlo[r], thi[r], x, mult, acc[r][0], acc[r][1]);
@@ -113,6 +123,7 @@ void panel(const Lookup& lookup, const int8_t* tables, const float* table_scales
             const __m512i thi = load_table(t + blk * kLutInt8BlockBytes + 64);
             __m512i acc[2][2];
             for (int j = 0; j < nb; ++j) {
+              prefetch_plane(src + j * plane_stride);
               acc[j][0] = acc[j][1] = _mm512_setzero_si512();
               Lookup::add(tlo, thi, lookup.load(src + j * plane_stride), ones, acc[j][0], acc[j][1]);
             }
