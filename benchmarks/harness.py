@@ -85,6 +85,7 @@ def machine() -> dict:
         "torch": torch.__version__,
         "cpu_isa": info["cpu_isa"],
         "cpu_lut_tables": info["cpu_lut_tables"],
+        "cpu_lut_lookup": info["cpu_lut_lookup"],
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "date": time.strftime("%Y-%m-%d"),
     }

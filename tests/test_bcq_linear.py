@@ -10,6 +10,21 @@ from conftest import CPU_ISAS, TOL, CpuBackend, kernel_backends, make_input, rel
 CPU_BACKENDS = [p for p in kernel_backends() if isinstance(p.values[0], CpuBackend)]
 
 
+@pytest.fixture(autouse=True)
+def _sgemm_route_reachable():
+    # On AVX-512 CPUs with VBMI/VNNI the vpermb int8 kernel takes 2-4 bit layers at any row count
+    # (kernel_selector.h), so these tests of the many-row route run with the vpshufb kernel's
+    # rules; test_vpermb_route_keeps_lut_at_any_row_count covers the vpermb rule.
+    from torch_lowbit.backends import native
+
+    before = native.cpu_lut_lookup()
+    native.set_cpu_lut_lookup("vpshufb")
+    try:
+        yield
+    finally:
+        native.set_cpu_lut_lookup(before)
+
+
 @pytest.mark.parametrize("backend,device", CPU_BACKENDS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("bits", range(1, 9))
@@ -51,7 +66,7 @@ def test_threads_calling_at_once_get_their_own_scratch():
 
 @pytest.mark.parametrize("isa", [i for i in CPU_ISAS if i != "portable"])
 def test_int8_route_keeps_lut_for_2_and_large_3_bit_weights(isa):
-    # kernel_selector.h: with int8 tables (the AVX2 int8 kernel, on AVX-512 CPUs too) and fp32
+    # kernel_selector.h: with int8 tables (the AVX2 kernel, or AVX-512's vpshufb one) and fp32
     # activations, 2-bit layers and 3-bit ones of >= 2^22 weights stay on the LUT kernel at any
     # row count (2-bit ones of any size on AVX2); the rest go to the expand + sgemm route.
     from torch_lowbit.backends import native
@@ -72,3 +87,21 @@ def test_int8_route_keeps_lut_for_2_and_large_3_bit_weights(isa):
     finally:
         native.set_cpu_lut_tables(tables)
         native.set_cpu_isa(old_isa)
+
+
+@pytest.mark.skipif(torch_lowbit.build_info()["cpu_lut_lookup"] != "vpermb", reason="needs AVX-512 VBMI/VNNI")
+def test_vpermb_route_keeps_lut_at_any_row_count():
+    # kernel_selector.h: the vpermb + vpdpbusd kernel keeps 2-4 bit layers on the LUT at any row
+    # count and size; 5-8 bits leave it past rows x bits = 256.
+    from torch_lowbit.backends import native
+
+    native.set_cpu_lut_lookup("vpermb")
+    native.set_cpu_lut_tables("int8")
+    x = torch.randn(300, 1024)
+    for bits, lut in [(2, True), (3, True), (4, True), (5, False), (8, False)]:
+        qw = torch_lowbit.quantize_weight(torch.randn(40, 1024), bits=bits, group_size=128)
+        out = torch_lowbit.ops.linear(x, qw)
+        if lut:
+            assert torch.equal(out, torch_lowbit.ops.lut_gemm(x, qw)), bits
+        else:
+            assert rel_err(out, x @ qw.dequantize().T) < 1e-5, bits

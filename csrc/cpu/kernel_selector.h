@@ -30,6 +30,13 @@
 // 5.5 ms, the sgemm route 21.6 ms (`benchmarks/cpu_gemm.py --m 1 16 --bits 2 3 --shapes
 // 11008x4096`). But there ATen's AVX-512 sgemm beats the LUT on small 2-bit layers (384 x 1536
 // at m = 1536: 7.9 vs 5.3 ms), so on AVX-512 2-bit layers also need 2^22 weights.
+// The AVX-512 vpermb + vpdpbusd int8 kernel (VBMI/VNNI CPUs) beats the sgemm route at every row
+// count measured for 2-4 bits: AMD EPYC Zen 5, 2 threads, `python benchmarks/lut_crossover.py`
+// (benchmarks/results/lut_crossover_amd-epyc-zen-5.md), m = 64-1536 on 11008x4096, 4096x4096,
+// 1536x384 and 384x1536: LUT 0.24-0.54x the sgemm route's time from m = 128-256 on, ties (0.92-
+// 1.2x, within noise) at m = 64-128. So there 2-4 bit layers take the LUT at any row count; 5-8 bits
+// keep the row range (a lookup per plane: 8 bits cost ~2.7x 3 bits). Not yet measured on Intel,
+// whose sgemm is faster; the vpshufb AVX-512 kernel keeps the rules above.
 #pragma once
 #include <cstdint>
 
@@ -45,16 +52,19 @@ constexpr int64_t kLutMaxRowBits = 32;
 constexpr int64_t kLutMaxRowBitsInt8 = 256;
 constexpr int64_t kLutMaxRowBitsAmxBf16 = 12;
 constexpr int64_t kLutAnyRowsInt8Weights = int64_t{1} << 22;
+constexpr int64_t kLutAnyRowsVpermbBits = 4;
 
 // The tiled low-bit GEMM runs bf16 activations on AMX tiles where the CPU has them.
 inline bool tiled_on_amx(Isa isa, bool bf16) { return bf16 && isa == Isa::kAmx; }
 
 // rows x (N x K weights) at `bits`.
 inline BcqLinearKernel select_bcq_linear(int64_t rows, int64_t bits, int64_t weights, Isa isa,
-                                         bool bf16, LutTables tables) {
+                                         bool bf16, LutTables tables, LutLookup lookup) {
   const bool amx = tiled_on_amx(isa, bf16);
   // int8 tables on every SIMD ISA (AVX2: vpshufb; AVX-512: vpermb + vpdpbusd or vpshufb).
   const bool int8_lut = !amx && isa >= Isa::kAvx2 && tables == LutTables::kInt8;
+  if (int8_lut && isa >= Isa::kAvx512 && lookup == LutLookup::kVpermb && bits <= kLutAnyRowsVpermbBits)
+    return BcqLinearKernel::kLut;
   const int64_t most = amx ? kLutMaxRowBitsAmxBf16 : int8_lut ? kLutMaxRowBitsInt8 : kLutMaxRowBits;
   if (rows * bits <= most) return BcqLinearKernel::kLut;
   const bool large = weights >= kLutAnyRowsInt8Weights;
