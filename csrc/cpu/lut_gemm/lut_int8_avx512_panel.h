@@ -74,6 +74,40 @@ inline void uniform_rows(const Lookup& lookup, const uint8_t* src, int64_t plane
   for (int r = 0; r < R; ++r) out[r] = _mm512_fmadd_ps(alpha0, sum[r], out[r]);
 }
 
+// NB planes (1 or 2, with free alphas) of one group for R activation rows (1 or 2): out[r] +=
+// sum_j alpha[j] x sum over blocks of the table scale x plane j's integer sums. Each plane is
+// widened on its own; the rows share each plane load and its indices, the planes the table loads.
+template <int NB, int R>
+inline void free_rows(const Lookup& lookup, const uint8_t* src, int64_t plane_stride,
+                      const int8_t* const* t, const float* const* ts, int64_t blocks,
+                      const __m512* alpha, __m512* out) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512 sum[R][NB];
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NB; ++j) sum[r][j] = _mm512_setzero_ps();
+  for (int64_t blk = 0; blk < blocks; ++blk, src += 4 * kPanelRows) {
+    __m512i tlo[R], thi[R], acc[R][NB][2];
+    for (int r = 0; r < R; ++r) {
+      tlo[r] = load_table(t[r] + blk * kLutInt8BlockBytes);
+      thi[r] = load_table(t[r] + blk * kLutInt8BlockBytes + 64);
+    }
+    for (int j = 0; j < NB; ++j) {
+      prefetch_plane(src + j * plane_stride);
+      const auto x = lookup.load(src + j * plane_stride);
+      for (int r = 0; r < R; ++r) {
+        acc[r][j][0] = acc[r][j][1] = _mm512_setzero_si512();
+        Lookup::add(tlo[r], thi[r], x, ones, acc[r][j][0], acc[r][j][1]);
+      }
+    }
+    for (int r = 0; r < R; ++r) {
+      const __m512 scale = _mm512_set1_ps(ts[r][blk]);
+      for (int j = 0; j < NB; ++j) Lookup::widen(acc[r][j][0], acc[r][j][1], scale, sum[r][j]);
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int j = 0; j < NB; ++j) out[r] = _mm512_fmadd_ps(alpha[j], sum[r][j], out[r]);
+}
+
 // Panel p of w for M <= kLutRowsPerBlock activation rows, its scales from the gathered chunk `sc`
 // at row sn0. Groups are the outer loop, so a group's scales are loaded and its grid checked once
 // for all rows, and uniform groups run two rows per pass over the planes.
@@ -87,7 +121,6 @@ void panel(const Lookup& lookup, const int8_t* tables, const float* table_scales
   const int64_t blocks_per_group = G / block;
   const int64_t table_stride = lut_int8_table_bytes(w.Kp), scale_stride = w.Kp / block;
   const int64_t plane_stride = w.panel_offset(1, 0, 0);  // bytes from one plane to the next
-  const __m512i ones = _mm512_set1_epi8(1);
   __m512 out[kLutRowsPerBlock];
   for (int64_t m = 0; m < M; ++m) out[m] = _mm512_setzero_ps();
   for (int64_t g = 0; g < ng; ++g) {
@@ -108,29 +141,23 @@ void panel(const Lookup& lookup, const int8_t* tables, const float* table_scales
       }
     } else {
       // Free alphas (bcq, gptq's bcq grid) or more bits than the sums hold: each plane widened on
-      // its own, two planes per pass so that they share the table loads.
+      // its own, two planes and two rows per pass (sharing table loads and plane indices).
       for (int b0 = 0; b0 < BITS; b0 += 2) {
-        const int nb = BITS - b0 >= 2 ? 2 : 1;
         __m512 alpha[2];
-        for (int j = 0; j < nb; ++j) alpha[j] = load_scales(sc.alpha_ptr(b0 + j, g, sn0), sc.half, live);
-        for (int64_t m = 0; m < M; ++m) {
-          __m512 sum[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-          const uint8_t* src = src0 + b0 * plane_stride;
-          const int8_t* t = tables + m * table_stride + t0;
-          const float* ts = table_scales + m * scale_stride + ts0;
-          for (int64_t blk = 0; blk < blocks_per_group; ++blk, src += 4 * kPanelRows) {
-            const __m512i tlo = load_table(t + blk * kLutInt8BlockBytes);
-            const __m512i thi = load_table(t + blk * kLutInt8BlockBytes + 64);
-            __m512i acc[2][2];
-            for (int j = 0; j < nb; ++j) {
-              prefetch_plane(src + j * plane_stride);
-              acc[j][0] = acc[j][1] = _mm512_setzero_si512();
-              Lookup::add(tlo, thi, lookup.load(src + j * plane_stride), ones, acc[j][0], acc[j][1]);
-            }
-            const __m512 scale = _mm512_set1_ps(ts[blk]);
-            for (int j = 0; j < nb; ++j) Lookup::widen(acc[j][0], acc[j][1], scale, sum[j]);
+        alpha[0] = load_scales(sc.alpha_ptr(b0, g, sn0), sc.half, live);
+        if (b0 + 1 < BITS) alpha[1] = load_scales(sc.alpha_ptr(b0 + 1, g, sn0), sc.half, live);
+        const uint8_t* src = src0 + b0 * plane_stride;
+        for (int64_t m = 0; m < M; m += 2) {
+          const int8_t* t[2] = {tables + m * table_stride + t0, tables + (m + 1) * table_stride + t0};
+          const float* ts[2] = {table_scales + m * scale_stride + ts0, table_scales + (m + 1) * scale_stride + ts0};
+          const bool two_rows = m + 1 < M;
+          if (b0 + 1 < BITS) {
+            if (two_rows) free_rows<2, 2>(lookup, src, plane_stride, t, ts, blocks_per_group, alpha, out + m);
+            else free_rows<2, 1>(lookup, src, plane_stride, t, ts, blocks_per_group, alpha, out + m);
+          } else {
+            if (two_rows) free_rows<1, 2>(lookup, src, plane_stride, t, ts, blocks_per_group, alpha, out + m);
+            else free_rows<1, 1>(lookup, src, plane_stride, t, ts, blocks_per_group, alpha, out + m);
           }
-          for (int j = 0; j < nb; ++j) out[m] = _mm512_fmadd_ps(alpha[j], sum[j], out[m]);
         }
       }
     }
