@@ -67,7 +67,9 @@ def test_mse_never_worse_than_rtn(bits):
         codes, alpha, z = FITTERS[method](w, bits)
         errs[method] = ((torch.gather(grid_levels(alpha, z), -1, codes) - w) ** 2).sum(-1)
     assert (errs["mse"] <= errs["rtn"] * (1 + 1e-5) + 1e-9).all()
-    assert errs["mse"].sum() < 0.9 * errs["rtn"].sum()
+    # Over 20 seeds the ratio of total errors was 0.52-0.55 / 0.73-0.76 / 0.88-0.91 at 2 / 3 / 4 bits
+    # (a single 0.9 bound failed at 4 bits on one seed).
+    assert errs["mse"].sum() < {2: 0.6, 3: 0.8, 4: 0.95}[bits] * errs["rtn"].sum()
 
 
 def test_default_method_is_mse():

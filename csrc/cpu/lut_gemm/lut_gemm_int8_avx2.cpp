@@ -244,15 +244,10 @@ void panel(const int8_t* tables, const float* table_scales, const float* group_s
 void lut_gemm_panels_int8_avx2(const int8_t* tables, const float* table_scales,
                                const float* group_sums, int64_t M, const BcqWeight& w, int64_t p0,
                                int64_t p1, float* y) {
-  const int64_t per_chunk = ScaleChunk::panels_per_chunk(w);
-  ScaleChunk chunk(w, per_chunk);
   with_bits(w.bits, [&](auto bits) {
-    for (int64_t c0 = p0; c0 < p1; c0 += per_chunk) {
-      const int64_t c1 = std::min(p1, c0 + per_chunk), n0 = c0 * kPanelRows;
-      const BcqWeight& sc = chunk.gather(w, n0, std::min(w.N, c1 * kPanelRows));
-      for (int64_t p = c0; p < c1; ++p)
-        panel<decltype(bits)::value>(tables, table_scales, group_sums, M, w, p, sc, p * kPanelRows - n0, y);
-    }
+    for_each_panel_with_scales(w, p0, p1, [&](int64_t p, const BcqWeight& sc, int64_t sn0) {
+      panel<decltype(bits)::value>(tables, table_scales, group_sums, M, w, p, sc, sn0, y);
+    });
   });
 }
 

@@ -17,6 +17,10 @@
 
 #include "cpu/microkernels/avx512_scales.h"
 
+namespace torch_lowbit {
+namespace cpu {
+namespace {
+
 // Bytes ahead on each bit-plane stream (prefetcht0 per 64-byte plane load): the hardware
 // prefetchers alone left the kernel at ~21 GB/s on weights past the L3. AMD EPYC Zen 5, 2 threads,
 // m = 1 3-bit, medians of 15 alternating rounds: 28672x8192 4.68 ms without, 3.89 / 3.44 / 3.07 /
@@ -26,11 +30,21 @@ inline void prefetch_plane(const uint8_t* src) {
   _mm_prefetch(reinterpret_cast<const char*>(src) + kInt8PlanePrefetch, _MM_HINT_T0);
 }
 
-namespace torch_lowbit {
-namespace cpu {
-namespace {
-
 inline __m512i load_table(const int8_t* t) { return _mm512_loadu_si512(t); }
+
+// Where the tables and table scales of activation rows m..m+R-1 start for one group.
+template <int R>
+struct RowTables {
+  const int8_t* t[R];
+  const float* ts[R];
+  RowTables(const int8_t* tables, const float* table_scales, int64_t m, int64_t table_stride,
+            int64_t scale_stride, int64_t t0, int64_t ts0) {
+    for (int r = 0; r < R; ++r) {
+      t[r] = tables + (m + r) * table_stride + t0;
+      ts[r] = table_scales + (m + r) * scale_stride + ts0;
+    }
+  }
+};
 
 // A uniform grid (what rtn / mse produce): alpha_b = alpha_0 * 2^b for every plane and live row of
 // the group, so the planes can be summed in integers with one widening per block for all of them.
@@ -130,14 +144,12 @@ void panel(const Lookup& lookup, const int8_t* tables, const float* table_scales
     if (Lookup::sums_fit(BITS) && uniform_group<BITS>(sc, g, sn0, live, alpha0)) {
       int64_t m = 0;
       for (; m + 2 <= M; m += 2) {
-        const int8_t* t[2] = {tables + m * table_stride + t0, tables + (m + 1) * table_stride + t0};
-        const float* ts[2] = {table_scales + m * scale_stride + ts0, table_scales + (m + 1) * scale_stride + ts0};
-        uniform_rows<BITS, 2>(lookup, src0, plane_stride, t, ts, blocks_per_group, alpha0, out + m);
+        const RowTables<2> rt(tables, table_scales, m, table_stride, scale_stride, t0, ts0);
+        uniform_rows<BITS, 2>(lookup, src0, plane_stride, rt.t, rt.ts, blocks_per_group, alpha0, out + m);
       }
       if (m < M) {
-        const int8_t* t[1] = {tables + m * table_stride + t0};
-        const float* ts[1] = {table_scales + m * scale_stride + ts0};
-        uniform_rows<BITS, 1>(lookup, src0, plane_stride, t, ts, blocks_per_group, alpha0, out + m);
+        const RowTables<1> rt(tables, table_scales, m, table_stride, scale_stride, t0, ts0);
+        uniform_rows<BITS, 1>(lookup, src0, plane_stride, rt.t, rt.ts, blocks_per_group, alpha0, out + m);
       }
     } else {
       // Free alphas (bcq, gptq's bcq grid) or more bits than the sums hold: each plane widened on
@@ -145,19 +157,19 @@ void panel(const Lookup& lookup, const int8_t* tables, const float* table_scales
       for (int b0 = 0; b0 < BITS; b0 += 2) {
         __m512 alpha[2];
         alpha[0] = load_scales(sc.alpha_ptr(b0, g, sn0), sc.half, live);
-        if (b0 + 1 < BITS) alpha[1] = load_scales(sc.alpha_ptr(b0 + 1, g, sn0), sc.half, live);
+        const bool two_planes = b0 + 1 < BITS;
+        if (two_planes) alpha[1] = load_scales(sc.alpha_ptr(b0 + 1, g, sn0), sc.half, live);
         const uint8_t* src = src0 + b0 * plane_stride;
-        for (int64_t m = 0; m < M; m += 2) {
-          const int8_t* t[2] = {tables + m * table_stride + t0, tables + (m + 1) * table_stride + t0};
-          const float* ts[2] = {table_scales + m * scale_stride + ts0, table_scales + (m + 1) * scale_stride + ts0};
-          const bool two_rows = m + 1 < M;
-          if (b0 + 1 < BITS) {
-            if (two_rows) free_rows<2, 2>(lookup, src, plane_stride, t, ts, blocks_per_group, alpha, out + m);
-            else free_rows<2, 1>(lookup, src, plane_stride, t, ts, blocks_per_group, alpha, out + m);
-          } else {
-            if (two_rows) free_rows<1, 2>(lookup, src, plane_stride, t, ts, blocks_per_group, alpha, out + m);
-            else free_rows<1, 1>(lookup, src, plane_stride, t, ts, blocks_per_group, alpha, out + m);
-          }
+        int64_t m = 0;
+        for (; m + 2 <= M; m += 2) {
+          const RowTables<2> rt(tables, table_scales, m, table_stride, scale_stride, t0, ts0);
+          if (two_planes) free_rows<2, 2>(lookup, src, plane_stride, rt.t, rt.ts, blocks_per_group, alpha, out + m);
+          else free_rows<1, 2>(lookup, src, plane_stride, rt.t, rt.ts, blocks_per_group, alpha, out + m);
+        }
+        if (m < M) {
+          const RowTables<1> rt(tables, table_scales, m, table_stride, scale_stride, t0, ts0);
+          if (two_planes) free_rows<2, 1>(lookup, src, plane_stride, rt.t, rt.ts, blocks_per_group, alpha, out + m);
+          else free_rows<1, 1>(lookup, src, plane_stride, rt.t, rt.ts, blocks_per_group, alpha, out + m);
         }
       }
     }
@@ -168,19 +180,14 @@ void panel(const Lookup& lookup, const int8_t* tables, const float* table_scales
   for (int64_t m = 0; m < M; ++m) _mm512_mask_storeu_ps(y + m * w.N + n0, live, out[m]);
 }
 
-// Panels [p0, p1), a chunk of panels' scales gathered at a time.
+// Panels [p0, p1), a chunk of panels' scales gathered at a time (lut_scale_chunk.h).
 inline void int8_panels(const int8_t* tables, const float* table_scales, const float* group_sums,
                         int64_t M, const BcqWeight& w, int64_t p0, int64_t p1, float* y) {
   const Lookup lookup;
-  const int64_t per_chunk = ScaleChunk::panels_per_chunk(w);
-  ScaleChunk chunk(w, per_chunk);
   with_bits(w.bits, [&](auto bits) {
-    for (int64_t c0 = p0; c0 < p1; c0 += per_chunk) {
-      const int64_t c1 = std::min(p1, c0 + per_chunk), n0 = c0 * kPanelRows;
-      const BcqWeight& sc = chunk.gather(w, n0, std::min(w.N, c1 * kPanelRows));
-      for (int64_t p = c0; p < c1; ++p)
-        panel<decltype(bits)::value>(lookup, tables, table_scales, group_sums, M, w, p, sc, p * kPanelRows - n0, y);
-    }
+    for_each_panel_with_scales(w, p0, p1, [&](int64_t p, const BcqWeight& sc, int64_t sn0) {
+      panel<decltype(bits)::value>(lookup, tables, table_scales, group_sums, M, w, p, sc, sn0, y);
+    });
   });
 }
 

@@ -6,6 +6,7 @@
 // sequential burst (~320 us). Plain C++ (no ISA flags): both the AVX2 and the AVX-512 kernel
 // files use it.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "common/bcq_format.h"
@@ -29,6 +30,20 @@ class ScaleChunk {
   static constexpr int64_t kBudgetBytes = 128 * 1024;
   BcqWeight chunk_;
 };
+
+// fn(p, sc, sn0) for the panels [p0, p1) of w in order, each chunk's scales gathered first: sc
+// is the chunk's view, sn0 the row of panel p in it. Defined here, above the kernel files' ISA
+// pragmas, so it is plain x86-64; the kernels' lambdas carry the ISA.
+template <typename Fn>
+void for_each_panel_with_scales(const BcqWeight& w, int64_t p0, int64_t p1, Fn&& fn) {
+  const int64_t per_chunk = ScaleChunk::panels_per_chunk(w);
+  ScaleChunk chunk(w, per_chunk);
+  for (int64_t c0 = p0; c0 < p1; c0 += per_chunk) {
+    const int64_t c1 = std::min(p1, c0 + per_chunk), n0 = c0 * kPanelRows;
+    const BcqWeight& sc = chunk.gather(w, n0, std::min(w.N, c1 * kPanelRows));
+    for (int64_t p = c0; p < c1; ++p) fn(p, sc, p * kPanelRows - n0);
+  }
+}
 
 }  // namespace cpu
 }  // namespace torch_lowbit
