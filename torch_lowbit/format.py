@@ -57,8 +57,7 @@ def pack_signs(signs: torch.Tensor) -> torch.Tensor:
     weights = _BIT_WEIGHTS.to(signs.device)
     grouped = signs.reshape(bits, n, kp // 8, 8).to(torch.uint8)
     rows = (grouped * weights).sum(dim=-1, dtype=torch.uint8)  # [bits, N, Kp/8]
-    rows = torch.nn.functional.pad(rows, (0, 0, 0, panels(n) * PANEL_ROWS - n))
-    return rows.reshape(bits, panels(n), PANEL_ROWS, kp // 8).transpose(2, 3).contiguous()
+    return panel_major(rows)
 
 
 def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
@@ -67,12 +66,20 @@ def pack_codes(codes: torch.Tensor, bits: int) -> torch.Tensor:
     unpacked signs holds ~2 x bits bytes per weight: 1.5x a 3-bit layer's float weight, which
     is what bounded quantize-while-loading's peak memory)."""
     n, kp = codes.shape
-    planes = codes.new_zeros((bits, panels(n) * PANEL_ROWS, kp // 8))
+    rows = codes.new_zeros((bits, n, kp // 8))
     for j in range(8):
         column = codes[:, j::8]  # weight j of every byte column: [N, Kp / 8]
         for b in range(bits):
-            planes[b, :n] |= ((column >> b) & 1) << j
-    return planes.reshape(bits, panels(n), PANEL_ROWS, kp // 8).transpose(2, 3).contiguous()
+            rows[b] |= ((column >> b) & 1) << j
+    return panel_major(rows)
+
+
+def panel_major(rows: torch.Tensor) -> torch.Tensor:
+    """Row-major plane bytes [bits, N, Kp // 8] -> the stored panel-major planes
+    [bits, ceil(N/16), Kp // 8, 16], the last panel's missing rows zero (row_bytes inverts it)."""
+    bits, n, c = rows.shape
+    rows = torch.nn.functional.pad(rows, (0, 0, 0, panels(n) * PANEL_ROWS - n))
+    return rows.reshape(bits, panels(n), PANEL_ROWS, c).transpose(2, 3).contiguous()
 
 
 def row_bytes(planes: torch.Tensor, n: int) -> torch.Tensor:
