@@ -25,7 +25,7 @@ fi
 cpu_only=1
 [ "${VLLM_CHECK_CUDA:-0}" = 1 ] && cpu_only=0
 TORCH_LOWBIT_CPU_ONLY=$cpu_only MAX_JOBS=${MAX_JOBS:-2} "$VENV/bin/python" -m pip install -q --no-build-isolation --no-deps --force-reinstall .
-"$VENV/bin/python" -c "import torch, vllm, torch_lowbit; print('torch', torch.__version__, '| vllm', vllm.__version__, '| torch_lowbit from', torch_lowbit.__file__)"
+(cd / && "$VENV/bin/python" -c "import torch, vllm, torch_lowbit; print('torch', torch.__version__, '| vllm', vllm.__version__, '| torch_lowbit from', torch_lowbit.__file__)")
 # The pytest script, not `python -m pytest`: that would put the source tree (whose torch_lowbit/_C
 # is built for another torch) ahead of the installed package.
 "$VENV/bin/pytest" -q -p no:cacheprovider tests/test_vllm_plugin.py "$@"

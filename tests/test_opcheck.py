@@ -34,6 +34,8 @@ def _samples(device):
         "im2win_conv2d": (xc, wc, b, *conv),
         "im2win_conv2d_bcq": (xc, qc.planes, qc.alpha, qc.offset, list(qc.shape), qc.effective_group_size, b, *conv),
         "zero_point_fit": (torch.randn(13, 37, device=device), 3, 12, 1),
+        "gptq_block": (torch.randn(9, 20, device=device), torch.eye(20, device=device) + torch.randn(20, 20, device=device).triu(1) * 0.1,
+                       torch.randn(9, 2, 8, device=device).sort(-1).values, torch.randint(0, 2, (20,), device=device)),
     }
 
 
@@ -46,6 +48,10 @@ def test_opcheck(backend, device, name):
 def test_opcheck_zero_point_fit():
     # The quantizer's helper op (no Triton twin, no autograd): compiled CPU kernel vs fake.
     torch.library.opcheck(torch.ops.torch_lowbit.zero_point_fit, _samples("cpu")["zero_point_fit"])
+
+
+def test_opcheck_gptq_block():
+    torch.library.opcheck(torch.ops.torch_lowbit.gptq_block, _samples("cpu")["gptq_block"])
 
 
 @pytest.mark.parametrize("backend,device", kernel_backends())

@@ -78,6 +78,10 @@ def _fake_zero_point_fit(w, bits, points, refits):
     return w.new_empty(w.shape[:1], dtype=torch.float32), w.new_empty(w.shape[:1], dtype=torch.float32)
 
 
+def _fake_gptq_block(w, hinv, levels, group_of):
+    return w.new_empty(w.shape, dtype=torch.long), w.new_empty(w.shape, dtype=torch.float32)
+
+
 def _fake_tiled_gemm(x, weight):
     _one_device(x=x, weight=weight)
     return x.new_empty((x.shape[0], weight.shape[0]))
@@ -209,6 +213,9 @@ OPS: tuple[OpDef, ...] = (
     # Quantizer helper (method="mse"): per group of w [groups, G], the zero-point grid (scale,
     # zp) of lowest squared error among `points` clippings, each refit `refits` times.
     OpDef("zero_point_fit", "(Tensor w, int bits, int points, int refits) -> (Tensor, Tensor)", reference.zero_point_fit, _fake_zero_point_fit, triton=False),
+    # Quantizer helper (method="gptq"): the sequential column loop of one block, codes on fixed
+    # grids with each column's error spread over the later columns.
+    OpDef("gptq_block", "(Tensor w, Tensor hinv, Tensor levels, Tensor group_of) -> (Tensor, Tensor)", reference.gptq_block, _fake_gptq_block, triton=False),
 )
 OP_NAMES = tuple(op.name for op in OPS)
 

@@ -74,6 +74,28 @@ def zero_point_codes(w: torch.Tensor, scale: torch.Tensor, zp: torch.Tensor, bit
     return ((w / scale.unsqueeze(-1)).round() + zp.unsqueeze(-1)).clamp(0, 2**bits - 1)
 
 
+def gptq_block(w: torch.Tensor, hinv: torch.Tensor, levels: torch.Tensor, group_of: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """GPTQ's column loop over one block: w [N, B] (the block's columns), hinv [B, B] (the
+    block's part of the upper Cholesky factor of H^-1), levels [N, ng, L], group_of [B] (each
+    column's group). Column by column: the code of the nearest level (first on ties), its error
+    e = (w - level) / hinv[i, i] spread over the later columns (w[:, j] -= e * hinv[i, j]).
+    Returns (codes [N, B] int64, e [N, B])."""
+    w = w.float().clone()
+    n, b = w.shape
+    codes = torch.empty(n, b, dtype=torch.long, device=w.device)
+    err = torch.empty(n, b, device=w.device)
+    rows = torch.arange(n, device=w.device)
+    for i in range(b):
+        col = w[:, i]
+        lv = levels[rows, group_of[i]].float()  # [N, L]
+        c = (col.unsqueeze(1) - lv).abs().argmin(dim=1)
+        q = lv.gather(1, c.unsqueeze(1)).squeeze(1)
+        e = (col - q) / hinv[i, i]
+        w[:, i:] -= e.unsqueeze(1) * hinv[i, i:].unsqueeze(0)
+        codes[:, i], err[:, i] = c, e
+    return codes, err
+
+
 def zero_point_fit(w: torch.Tensor, bits: int, points: int, refits: int) -> tuple[torch.Tensor, torch.Tensor]:
     """For each group (row of w [groups, G]): the zero-point grid (scale, zp) of lowest squared
     error among `points` clippings of [min, max] by ratios linspace(1, 0.5), each clipping

@@ -9,34 +9,51 @@ import math
 import torch
 
 from torch_lowbit.config import DATA_FREE_METHODS
-from torch_lowbit.quantize.grids import FITTERS, code_signs, dequantize_codes, fit_in_row_chunks, grid_levels, pad_columns
+from torch_lowbit.quantize.grids import FITTERS, code_signs, dequantize_codes, fit_in_row_chunks, grid_levels, pad_columns, uniform_grid
+
+UNIFORM_GRIDS = ("rtn", "mse")  # grids of the form low + step * code (uniform_grid)
+DESIGN_DTYPE = torch.float32  # H @ design in the refit
 
 
-def refit_grid_hessian(w: torch.Tensor, codes: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+def refit_grid_hessian(w: torch.Tensor, codes: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int,
+                       uniform: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Grids (alpha [N, ng, bits], z [N, ng]) minimising the layer output error
     tr((W - Q) H (W - Q)^T) for fixed codes [N, K]: per row, a least-squares problem in the
-    row's ng * (bits + 1) grid parameters, weighted by H."""
+    row's grid parameters, weighted by H. Free BCQ grids have bits + 1 per group (the alphas and
+    z); `uniform` grids keep their form, low + step * code, with 2 per group (so the kernels'
+    uniform-group path still applies).
+
+    The design is block-sparse (a column only touches its own group's parameters), so H is
+    applied per group: H[:, group] @ features[group] costs K^2 x features per row, not K^2 x all
+    parameters of the row."""
     n, k = w.shape
     ng = math.ceil(k / group_size)
-    signs = code_signs(bits, w.device)[codes]  # [N, K, bits]
-    feats = torch.cat([signs, torch.ones_like(signs[..., :1])], dim=-1)  # [N, K, bits+1]
-    onehot = torch.nn.functional.one_hot(torch.arange(k, device=w.device) // group_size, ng).float()  # [K, ng]
-    h = hessian.double()
-    alpha = torch.empty(n, ng, bits, device=w.device)
-    z = torch.empty(n, ng, device=w.device)
-    # Rows per block so the float64 design [rows, K, ng * (bits + 1)] stays near 64 MiB.
-    chunk = max(1, (64 * 2**20) // (8 * k * ng * (bits + 1)))
+    kp = ng * group_size
+    if uniform:
+        feats = torch.stack([codes.float(), torch.ones(n, k, device=w.device)], dim=-1)  # [N, K, 2]
+    else:
+        signs = code_signs(bits, w.device)[codes]  # [N, K, bits]
+        feats = torch.cat([signs, torch.ones_like(signs[..., :1])], dim=-1)  # [N, K, bits+1]
+    nf = feats.shape[-1]
+    feats = torch.nn.functional.pad(feats, (0, 0, 0, kp - k)).to(DESIGN_DTYPE)  # padded columns: no features
+    h = torch.nn.functional.pad(hessian.to(DESIGN_DTYPE), (0, kp - k, 0, kp - k))
+    h_by_group = h.view(kp, ng, group_size).permute(1, 0, 2)  # [ng, Kp, G]
+    wd = torch.nn.functional.pad(w.to(DESIGN_DTYPE), (0, kp - k))
+    params = torch.empty(n, ng, nf, device=w.device)
+    # Rows per block so H @ design ([rows, Kp, ng, F]) stays near 64 MiB.
+    chunk = max(1, (64 * 2**20) // (feats.element_size() * kp * ng * nf))
     for r0 in range(0, n, chunk):
-        sl = slice(r0, r0 + chunk)
-        # design[r, k, g, j] = feats[r, k, j] * onehot[k, g] -> [rows, K, ng * (bits + 1)]
-        design = (feats[sl].unsqueeze(2) * onehot.view(1, k, ng, 1)).reshape(feats[sl].shape[0], k, -1).double()
-        hd = torch.einsum("kl,rlp->rkp", h, design)
-        gram = design.transpose(1, 2) @ hd
-        rhs = hd.transpose(1, 2) @ w[sl].double().unsqueeze(-1)
-        ridge = 1e-6 * torch.diagonal(gram, dim1=1, dim2=2).mean(dim=1).view(-1, 1, 1) * torch.eye(gram.shape[-1], dtype=gram.dtype, device=w.device)
-        sol = torch.linalg.solve(gram + ridge, rhs).squeeze(-1).float().view(-1, ng, bits + 1)
-        alpha[sl], z[sl] = sol[..., :bits], sol[..., bits]
-    return alpha, z
+        f = feats[r0 : r0 + chunk]  # [r, Kp, F]
+        r = f.shape[0]
+        f_by_group = f.view(r, ng, group_size, nf).permute(1, 2, 0, 3).reshape(ng, group_size, r * nf)
+        hd = torch.bmm(h_by_group, f_by_group).view(ng, ng, group_size, r, nf)  # [b, a, k, r, i]: (H D)[(a, k), (b, i)] of row r
+        gram = torch.einsum("rakj,bakri->rajbi", f.view(r, ng, group_size, nf), hd).reshape(r, ng * nf, ng * nf).double()
+        rhs = torch.einsum("bakri,rak->rbi", hd, wd[r0 : r0 + r].view(r, ng, group_size)).reshape(r, ng * nf, 1).double()
+        ridge = 1e-6 * torch.diagonal(gram, dim1=1, dim2=2).mean(dim=1).view(-1, 1, 1) * torch.eye(ng * nf, dtype=gram.dtype, device=w.device)
+        params[r0 : r0 + r] = torch.linalg.solve(gram + ridge, rhs).view(r, ng, nf).float()
+    if uniform:
+        return uniform_grid(params[..., 1], params[..., 0], bits)
+    return params[..., :bits], params[..., bits]
 
 
 def output_error(w: torch.Tensor, q: torch.Tensor, hessian: torch.Tensor) -> torch.Tensor:
@@ -58,23 +75,14 @@ def gptq_codes(w: torch.Tensor, hessian: torch.Tensor, alpha: torch.Tensor, z: t
     w = w[:, perm]
     h = h[perm][:, perm]
     hinv = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(h)), upper=True).float()
-    levels = grid_levels(alpha, z)  # [N, ng, L]
+    levels = grid_levels(alpha, z).contiguous()  # [N, ng, L]
     group_of = perm // group_size
     codes = torch.empty(n, k, dtype=torch.long, device=w.device)
     for i1 in range(0, k, block):
         i2 = min(i1 + block, k)
-        w1 = w[:, i1:i2].clone()
-        err1 = torch.zeros_like(w1)
-        h1 = hinv[i1:i2, i1:i2]
-        for i in range(i2 - i1):
-            col = w1[:, i]
-            lv = levels[:, group_of[i1 + i], :]
-            c = (col.unsqueeze(1) - lv).abs().argmin(dim=1)
-            q = lv.gather(1, c.unsqueeze(1)).squeeze(1)
-            codes[:, i1 + i] = c
-            e = (col - q) / h1[i, i]
-            w1[:, i:] -= e.unsqueeze(1) * h1[i, i:].unsqueeze(0)
-            err1[:, i] = e
+        c, err1 = torch.ops.torch_lowbit.gptq_block(w[:, i1:i2].contiguous(), hinv[i1:i2, i1:i2].contiguous(), levels,
+                                                    group_of[i1:i2].contiguous())
+        codes[:, i1:i2] = c
         w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
     out = torch.empty_like(codes)
     out[:, perm] = codes
@@ -101,7 +109,7 @@ def gptq_quantize(w2d: torch.Tensor, wg: torch.Tensor, hessian: torch.Tensor | N
         # Refit each row's grid to the output error for the GPTQ codes; keep it per row
         # only where that error drops.
         q_old = dequantize_codes(pad_columns(codes, kp).reshape(n, kp // g, g), alpha, z).reshape(n, kp)[:, :k]
-        new_alpha, new_z = refit_grid_hessian(w2d, codes, h, bits, g)
+        new_alpha, new_z = refit_grid_hessian(w2d, codes, h, bits, g, uniform=gptq_grid in UNIFORM_GRIDS)
         q_new = dequantize_codes(pad_columns(codes, kp).reshape(n, kp // g, g), new_alpha, new_z).reshape(n, kp)[:, :k]
         better = output_error(w2d, q_new, h) < output_error(w2d, q_old, h)
         alpha = torch.where(better.view(n, 1, 1), new_alpha, alpha)
