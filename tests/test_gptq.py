@@ -68,9 +68,10 @@ def test_refit_solves_the_dense_least_squares(n, k, g, bits):
     x = torch.randn(3 * k, k, generator=gen) * torch.rand(k, generator=gen) * 2
     h = x.t() @ x
     codes = torch.randint(0, 2**bits, (n, k), generator=gen)
-    alpha, z = gptq.refit_grid_hessian(w, codes, h, bits, g)
-    ref_alpha, ref_z = _dense_refit(w, codes, h, bits, g)
     ng = math.ceil(k / g)
+    zero_grid = torch.zeros(n, ng, bits), torch.zeros(n, ng)  # Q = 0: any fit beats it
+    alpha, z = gptq.refit_grid_hessian(w, codes, h, *zero_grid, g)
+    ref_alpha, ref_z = _dense_refit(w, codes, h, bits, g)
     q = dequantize_codes(pad_columns(codes, ng * g).view(n, ng, g), alpha, z).view(n, -1)[:, :k]
     ref_q = dequantize_codes(pad_columns(codes, ng * g).view(n, ng, g), ref_alpha, ref_z).view(n, -1)[:, :k]
     # The products run in fp32 (the Hessian's own precision), the solve in fp64.
@@ -86,10 +87,24 @@ def test_uniform_refit_keeps_uniform_grids_and_lowers_the_error(bits):
     x = torch.randn(2 * k, k, generator=gen) * (torch.rand(k, generator=gen) * 4 + 0.1)
     h = x.t() @ x
     codes, alpha0, z0 = fit_mse(w.view(n, k // g, g), bits)
-    alpha, z = gptq.refit_grid_hessian(w, codes.view(n, k), h, bits, g, uniform=True)
+    alpha, z = gptq.refit_grid_hessian(w, codes.view(n, k), h, alpha0, z0, g, uniform=True)
     # alpha_b = alpha_0 * 2^b exactly, in fp32 and after the fp16 cast the kernels read.
     for a in (alpha, alpha.half()):
         assert torch.equal(a[..., 1:], a[..., :-1] * 2)
     q0 = dequantize_codes(codes, alpha0, z0).view(n, k)
     q = dequantize_codes(codes, alpha, z).view(n, k)
     assert (gptq.output_error(w, q, h) <= gptq.output_error(w, q0, h) * (1 + 1e-5)).all()
+
+
+def test_refit_keeps_the_given_grid_where_it_is_already_optimal():
+    gen = torch.Generator().manual_seed(7)
+    n, k, g, bits = 6, 128, 64, 3
+    w = torch.randn(n, k, generator=gen)
+    x = torch.randn(2 * k, k, generator=gen)
+    h = x.t() @ x
+    codes = torch.randint(0, 2**bits, (n, k), generator=gen)
+    best = _dense_refit(w, codes, h, bits, g)
+    alpha, z = gptq.refit_grid_hessian(w, codes, h, *best, g)
+    q = dequantize_codes(codes.view(n, k // g, g), alpha, z).view(n, k)
+    q_best = dequantize_codes(codes.view(n, k // g, g), *best).view(n, k)
+    assert torch.allclose(gptq.output_error(w, q, h), gptq.output_error(w, q_best, h), rtol=1e-4)

@@ -9,51 +9,77 @@ import math
 import torch
 
 from torch_lowbit.config import DATA_FREE_METHODS
-from torch_lowbit.quantize.grids import FITTERS, code_signs, dequantize_codes, fit_in_row_chunks, grid_levels, pad_columns, uniform_grid
+from torch_lowbit.quantize.grids import FITTERS, code_signs, fit_in_row_chunks, grid_levels, pad_columns, uniform_grid
 
 UNIFORM_GRIDS = ("rtn", "mse")  # grids of the form low + step * code (uniform_grid)
-DESIGN_DTYPE = torch.float32  # H @ design in the refit
+REFIT_CHUNK_BYTES = 4 << 20  # features of the rows refit at once: H's blocks are reused from cache
 
 
-def refit_grid_hessian(w: torch.Tensor, codes: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int,
-                       uniform: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Grids (alpha [N, ng, bits], z [N, ng]) minimising the layer output error
-    tr((W - Q) H (W - Q)^T) for fixed codes [N, K]: per row, a least-squares problem in the
-    row's grid parameters, weighted by H. Free BCQ grids have bits + 1 per group (the alphas and
-    z); `uniform` grids keep their form, low + step * code, with 2 per group (so the kernels'
-    uniform-group path still applies).
-
-    The design is block-sparse (a column only touches its own group's parameters), so H is
-    applied per group: H[:, group] @ features[group] costs K^2 x features per row, not K^2 x all
-    parameters of the row."""
-    n, k = w.shape
-    ng = math.ceil(k / group_size)
-    kp = ng * group_size
+def _features(codes: torch.Tensor, bits: int, uniform: bool) -> torch.Tensor:
+    """Least-squares features [N, K, F] of the grid parameters: uniform grids low + step * code
+    ([code, 1]: step, low), free BCQ grids z + sum_b alpha_b * sign_b ([signs, 1]: alphas, z)."""
     if uniform:
-        feats = torch.stack([codes.float(), torch.ones(n, k, device=w.device)], dim=-1)  # [N, K, 2]
-    else:
-        signs = code_signs(bits, w.device)[codes]  # [N, K, bits]
-        feats = torch.cat([signs, torch.ones_like(signs[..., :1])], dim=-1)  # [N, K, bits+1]
+        return torch.stack([codes.float(), torch.ones(codes.shape, device=codes.device)], dim=-1)
+    signs = code_signs(bits, codes.device)[codes]
+    return torch.cat([signs, torch.ones_like(signs[..., :1])], dim=-1)
+
+
+def _grid_params(alpha: torch.Tensor, z: torch.Tensor, uniform: bool) -> torch.Tensor:
+    """A grid (alpha [N, ng, bits], z [N, ng]) as the parameters of _features: [N, ng, F]."""
+    if uniform:  # code 0's level is z - sum_b alpha_b; the step is 2 alpha_0
+        return torch.stack([2 * alpha[..., 0], z - alpha.sum(-1)], dim=-1)
+    return torch.cat([alpha, z.unsqueeze(-1)], dim=-1)
+
+
+def refit_grid_hessian(w: torch.Tensor, codes: torch.Tensor, hessian: torch.Tensor, alpha: torch.Tensor, z: torch.Tensor,
+                       group_size: int, uniform: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """For fixed codes [N, K], each row's grid refit to the layer output error
+    e(Q) = tr((W - Q) H (W - Q)^T): per row, a least-squares problem in the row's grid parameters
+    (free BCQ grids: bits + 1 per group; `uniform` grids keep their form low + step * code, 2 per
+    group, so the kernels' uniform-group path still applies). Returns the refit grid (alpha
+    [N, ng, bits], z [N, ng]) where it lowers the row's error below the given grid's, else
+    the given one.
+
+    The design is block-sparse (a column only touches its own group's parameters): per row the
+    normal equations D^T H D are built one column block of H at a time (fp32 products on blocks
+    of rows that stay in cache, the lower triangle mirrored), and the errors of both grids come
+    from them too: e(p) = w H w - 2 p . D^T H w + p^T D^T H D p (fp64)."""
+    n, k = w.shape
+    bits = alpha.shape[-1]
+    ng = math.ceil(k / group_size)
+    g, kp = group_size, ng * group_size
+    feats = torch.nn.functional.pad(_features(codes, bits, uniform), (0, 0, 0, kp - k))  # padded columns: no features
     nf = feats.shape[-1]
-    feats = torch.nn.functional.pad(feats, (0, 0, 0, kp - k)).to(DESIGN_DTYPE)  # padded columns: no features
-    h = torch.nn.functional.pad(hessian.to(DESIGN_DTYPE), (0, kp - k, 0, kp - k))
-    h_by_group = h.view(kp, ng, group_size).permute(1, 0, 2)  # [ng, Kp, G]
-    wd = torch.nn.functional.pad(w.to(DESIGN_DTYPE), (0, kp - k))
+    h = torch.nn.functional.pad(hessian.float(), (0, kp - k, 0, kp - k))
+    wp = torch.nn.functional.pad(w.float(), (0, kp - k))
+    old = _grid_params(alpha, z, uniform).double()
     params = torch.empty(n, ng, nf, device=w.device)
-    # Rows per block so H @ design ([rows, Kp, ng, F]) stays near 64 MiB.
-    chunk = max(1, (64 * 2**20) // (feats.element_size() * kp * ng * nf))
-    for r0 in range(0, n, chunk):
-        f = feats[r0 : r0 + chunk]  # [r, Kp, F]
-        r = f.shape[0]
-        f_by_group = f.view(r, ng, group_size, nf).permute(1, 2, 0, 3).reshape(ng, group_size, r * nf)
-        hd = torch.bmm(h_by_group, f_by_group).view(ng, ng, group_size, r, nf)  # [b, a, k, r, i]: (H D)[(a, k), (b, i)] of row r
-        gram = torch.einsum("rakj,bakri->rajbi", f.view(r, ng, group_size, nf), hd).reshape(r, ng * nf, ng * nf).double()
-        rhs = torch.einsum("bakri,rak->rbi", hd, wd[r0 : r0 + r].view(r, ng, group_size)).reshape(r, ng * nf, 1).double()
+    rows = max(1, REFIT_CHUNK_BYTES // (4 * nf * kp))
+    for r0 in range(0, n, rows):
+        r = min(rows, n - r0)
+        fr = feats[r0 : r0 + r].view(r, ng, g, nf).transpose(-1, -2).contiguous()  # [r, a, j, k]
+        gram = torch.empty(r, ng, nf, ng, nf, device=w.device)
+        for b in range(ng):
+            # (H D)[(a, k), (b, i)] for a >= b: features of column block b times H's block row b.
+            x = (fr[:, b].reshape(r * nf, g) @ h[b * g : (b + 1) * g, b * g :]).view(r, nf, ng - b, g)
+            blocks = torch.matmul(fr[:, b:], x.permute(0, 2, 3, 1))  # [r, a >= b, j, i]
+            gram[:, b:, :, b, :] = blocks
+            gram[:, b, :, b + 1 :, :] = blocks[:, 1:].permute(0, 3, 1, 2)
+        hw = wp[r0 : r0 + r] @ h  # [r, Kp]
+        rhs = torch.matmul(fr, hw.view(r, ng, g, 1)).reshape(r, ng * nf).double()
+        gram = gram.view(r, ng * nf, ng * nf).double()
         ridge = 1e-6 * torch.diagonal(gram, dim1=1, dim2=2).mean(dim=1).view(-1, 1, 1) * torch.eye(ng * nf, dtype=gram.dtype, device=w.device)
-        params[r0 : r0 + r] = torch.linalg.solve(gram + ridge, rhs).view(r, ng, nf).float()
+        new = torch.linalg.solve(gram + ridge, rhs.unsqueeze(-1)).squeeze(-1)
+
+        def err(p: torch.Tensor) -> torch.Tensor:  # e(p) - w H w, per row
+            return ((gram @ p.unsqueeze(-1)).squeeze(-1) * p).sum(-1) - 2 * (p * rhs).sum(-1)
+
+        p_old = old[r0 : r0 + r].reshape(r, ng * nf)
+        better = (err(new) < err(p_old)).unsqueeze(-1)
+        params[r0 : r0 + r] = torch.where(better, new, p_old).view(r, ng, nf).float()
     if uniform:
         return uniform_grid(params[..., 1], params[..., 0], bits)
-    return params[..., :bits], params[..., bits]
+    return params[..., :bits].contiguous(), params[..., bits].contiguous()
 
 
 def output_error(w: torch.Tensor, q: torch.Tensor, hessian: torch.Tensor) -> torch.Tensor:
@@ -106,13 +132,6 @@ def gptq_quantize(w2d: torch.Tensor, wg: torch.Tensor, hessian: torch.Tensor | N
     h = hessian.to(w2d.device).float()
     codes = gptq_codes(w2d, h, alpha, z, g, damp=damp)
     if refit:
-        # Refit each row's grid to the output error for the GPTQ codes; keep it per row
-        # only where that error drops.
-        q_old = dequantize_codes(pad_columns(codes, kp).reshape(n, kp // g, g), alpha, z).reshape(n, kp)[:, :k]
-        new_alpha, new_z = refit_grid_hessian(w2d, codes, h, bits, g, uniform=gptq_grid in UNIFORM_GRIDS)
-        q_new = dequantize_codes(pad_columns(codes, kp).reshape(n, kp // g, g), new_alpha, new_z).reshape(n, kp)[:, :k]
-        better = output_error(w2d, q_new, h) < output_error(w2d, q_old, h)
-        alpha = torch.where(better.view(n, 1, 1), new_alpha, alpha)
-        z = torch.where(better.view(n, 1), new_z, z)
+        alpha, z = refit_grid_hessian(w2d, codes, h, alpha, z, g, uniform=gptq_grid in UNIFORM_GRIDS)
     codes = pad_columns(codes.to(torch.uint8), kp).reshape(n, kp // g, g)
     return codes, alpha, z
