@@ -3,6 +3,7 @@
 
 #include "common/checks.h"
 #include "cpu/bcq_dequantize/bcq_dequantize.h"
+#include "cpu/huge_page_output.h"
 
 namespace torch_lowbit {
 namespace {
@@ -13,9 +14,11 @@ at::Tensor bcq_dequantize_cpu(const at::Tensor& planes, const at::Tensor& alpha,
   const auto p = planes.contiguous();
   const auto a = alpha.contiguous(), o = offset.contiguous();
   const BcqWeight w = bcq_view(p, a, o, K, G);
-  auto out = new_output({w.N, K}, alpha.options().dtype(at::kFloat));
+  auto out = cpu::new_huge_page_output({w.N, K}, at::kFloat);
   cpu::bcq_dequantize(w, cpu::active_isa(), out.data_ptr<float>());
-  return out.to(alpha.scalar_type());
+  if (alpha.scalar_type() == at::kFloat) return out;
+  auto cast = cpu::new_huge_page_output({w.N, K}, alpha.scalar_type());
+  return cast.copy_(out);
 }
 
 }  // namespace
