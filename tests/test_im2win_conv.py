@@ -69,3 +69,24 @@ def test_held_out_random_convs_fp32():
         w = torch.randn(o, c // groups, r, s)
         kw = dict(stride=int(torch.randint(1, 3, (1,), generator=gen)), padding=int(torch.randint(0, 3, (1,), generator=gen)), groups=groups)
         assert rel_err(torch_lowbit.ops.im2win_conv2d(x, w, **kw), F.conv2d(x, w, **kw)) < 1e-4
+
+
+# Images whose window buffer passes 1 MiB: the CPU's fused schedule (csrc/cpu/im2win_conv/
+# im2win_driver.cpp), blocks of output rows stored straight into the NCHW / NHWC result.
+LARGE_CASES = [
+    (2, 24, 61, 59, 37, 3, 3, 1, 1, 1, 1),
+    (1, 16, 130, 97, 50, 5, 3, 2, 2, (1, 2), 1),  # stride 2, dilated columns: one GEMM per run
+]
+
+
+@pytest.mark.parametrize("backend,device", [p for p in kernel_backends() if p.id.startswith("cpu")])
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last], ids=["nchw", "nhwc"])
+@pytest.mark.parametrize("bits", [None, 3], ids=["fp32", "3-bit"])
+def test_large_images_match_reference(backend, device, memory_format, bits):
+    for case in LARGE_CASES:
+        x, weight, bias, kw = _conv_case(case, torch.float32, device, memory_format)
+        w = weight if bits is None else torch_lowbit.quantize_weight(weight, bits=bits, group_size=32)
+        out = torch_lowbit.ops.im2win_conv2d(x, w, bias, backend=backend, **kw)
+        ref = F.conv2d(x, weight if bits is None else w.dequantize(), bias, **kw)
+        assert out.is_contiguous(memory_format=memory_format), case
+        assert rel_err(out, ref) < 1e-5, case

@@ -15,12 +15,13 @@
 namespace torch_lowbit {
 namespace cpu {
 
-void im2win_transform(const float* x, const ConvShape& s, int64_t row0, int64_t row1, float* win) {
+void im2win_transform(const float* x, const ConvShape& s, int64_t row0, int64_t row1, float* win,
+                      int64_t win_row0) {
   const int64_t Cg = s.Cg(), Wwin = s.Wwin();
   for (int64_t row = row0; row < row1; ++row) {
     const int64_t n = row / s.OH, oh = row % s.OH;
     for (int64_t g = 0; g < s.groups; ++g) {
-      float* dst = win + (((n * s.groups + g) * s.OH + oh) * Wwin) * s.R * Cg;
+      float* dst = win + (((n * s.groups + g) * s.OH + oh) - win_row0) * Wwin * s.R * Cg;
       for (int64_t col = 0; col < Wwin; ++col) {
         const int64_t iw = col - s.pl;
         for (int64_t r = 0; r < s.R; ++r) {
@@ -116,8 +117,9 @@ void im2win_strip_to_window(const float* flat, const ConvShape& s, int64_t width
       }
 }
 
-void im2win_gemm_rows(bool avx512, const float* win, const float* strip, const ConvShape& s,
-                      int64_t g, int64_t o0, int64_t cols, int64_t row0, int64_t row1, float* out) {
+void im2win_gemm_rows(bool avx512, const float* win, int64_t win_row0, const float* strip,
+                      const ConvShape& s, int64_t g, int64_t o0, int64_t cols, int64_t row0,
+                      int64_t row1, float* out, int64_t out_row0) {
   // All output pixels of rows [row0, row1) form the M side of one GEMM: pixel (row, ow) reads
   // its window at column ow * sw of its row's window buffer, so each pixel gets its own A
   // pointer and blocks of 6 pixels span output rows (small images would otherwise leave most
@@ -128,14 +130,15 @@ void im2win_gemm_rows(bool avx512, const float* win, const float* strip, const C
   const int64_t run = s.R * s.Cg(), Wwin = s.Wwin();
   const int64_t width = avx512 ? kStripColsAvx512 : kStripColsAvx2;
   const int64_t pixels = (row1 - row0) * s.OW;
-  std::vector<const float*> a(pixels);
-  float* c = out + row0 * s.OW * s.O + g * s.Og() + o0;
+  thread_local std::vector<const float*> a;  // one pointer per pixel, kept across calls
+  a.resize(pixels);
+  float* c = out + (row0 - out_row0) * s.OW * s.O + g * s.Og() + o0;
   const int64_t pieces = s.dw == 1 ? 1 : s.S;
   const int64_t depth = s.dw == 1 ? s.S * run : run;
   for (int64_t q = 0; q < pieces; ++q) {
     for (int64_t row = row0; row < row1; ++row) {
       const int64_t n = row / s.OH, oh = row % s.OH;
-      const float* win_row = win + (((n * s.groups + g) * s.OH + oh) * Wwin) * run + q * s.dw * run;
+      const float* win_row = win + (((n * s.groups + g) * s.OH + oh) - win_row0) * Wwin * run + q * s.dw * run;
       for (int64_t ow = 0; ow < s.OW; ++ow) a[(row - row0) * s.OW + ow] = win_row + ow * s.sw * run;
     }
     for (int64_t k0 = 0; k0 < depth; k0 += kDepth) {

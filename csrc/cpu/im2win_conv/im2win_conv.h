@@ -12,9 +12,11 @@ namespace cpu {
 
 constexpr int64_t kConvTileO = 16;
 
-// Window buffer rows for (n, oh) in [row0, row1) of the N * OH rows.
+// Window buffer rows for (n, oh) in [row0, row1) of the N * OH rows. `win` starts at window row
+// win_row0 of the buffer layout [N][groups][OH][Wwin][R][Cg] (ConvShape::window_floats); a
+// nonzero win_row0 (a buffer of a few rows) needs groups == 1, where rows are consecutive.
 void im2win_transform(const float* x_nhwc, const ConvShape& s, int64_t row0, int64_t row1,
-                      float* win);
+                      float* win, int64_t win_row0 = 0);
 
 // ---- portable path: 16-channel weight tiles ----
 // Weight tile for group g, output channels [o0, o0 + ob) of that group, as [S][R][Cg][ob], from
@@ -30,8 +32,11 @@ void im2win_compute_tile_portable(const float* win, const float* tile, const flo
 // ---- SIMD path: the microkernels' strips ----
 // out_nhwc rows [row0, row1) of output channels [o0, o0 + cols) of group g, from a strip of the
 // group's filters laid out in window order (q, r, c); out must be zeroed (or hold the bias).
-void im2win_gemm_rows(bool avx512, const float* win, const float* strip, const ConvShape& s,
-                      int64_t g, int64_t o0, int64_t cols, int64_t row0, int64_t row1, float* out);
+// `win` starts at window row win_row0 (as im2win_transform writes it), `out` at output row
+// out_row0 ([rows][OW][O]).
+void im2win_gemm_rows(bool avx512, const float* win, int64_t win_row0, const float* strip,
+                      const ConvShape& s, int64_t g, int64_t o0, int64_t cols, int64_t row0,
+                      int64_t row1, float* out, int64_t out_row0);
 // The strip for output channels [o0, o0 + width) of group g (zero past Og), window order;
 // the dense version reads the weight already permuted to [O][S][R][Cg].
 void im2win_strip_dense(const float* w_window, const ConvShape& s, int64_t g, int64_t o0,

@@ -79,12 +79,16 @@ void micro_kernel(const float* const* a, const float* bp, int64_t kb, float* c, 
       acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
     }
   }
+  // Masked adds into c, unrolled: an epilogue that read acc[] in a loop kept the accumulators
+  // in memory, and GCC stored all 12 to the stack on every k (0.5x oneDNN's AVX2 conv).
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(cols)), lane);
+  const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(cols) - 8), lane);
+#pragma GCC unroll 6
   for (int i = 0; i < MR; ++i) {
-    float buf[kNR];
-    _mm256_storeu_ps(buf, acc[i][0]);
-    _mm256_storeu_ps(buf + 8, acc[i][1]);
     float* ci = c + i * ldc;
-    for (int64_t j = 0; j < cols; ++j) ci[j] += buf[j];
+    _mm256_maskstore_ps(ci, m0, _mm256_add_ps(_mm256_maskload_ps(ci, m0), acc[i][0]));
+    _mm256_maskstore_ps(ci + 8, m1, _mm256_add_ps(_mm256_maskload_ps(ci + 8, m1), acc[i][1]));
   }
 }
 
