@@ -17,8 +17,6 @@ from torch_lowbit import reference
 from torch_lowbit.backends import native
 from harness import cpu_name, machine, machine_tag, median_ms, write
 
-ISA_ORDER = ["portable", "avx2", "avx512", "amx"]
-
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,7 +29,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     best = torch_lowbit.build_info()["cpu_isa_best"]
     # amx adds only the bf16 tiled GEMM; dequantize runs the avx512 code there
-    isas = [i for i in ISA_ORDER[: ISA_ORDER.index(best) + 1] if i != "amx"]
+    isas = [i for i in native.runnable_cpu_isas() if i != "amx"]
     rows = []
     for shape in args.shapes:
         n, k = map(int, shape.split("x"))

@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from harness import cpu_name  # noqa: E402
 
 VERSIONS = {1: ("portable", "exact"), 2: ("avx2", "exact"), 3: ("avx512", "exact"), 4: ("avx2", "int8"), 5: ("avx512", "int8", "vpshufb"), 6: ("avx512", "int8", "vpermb")}
-ORDER = ["portable", "avx2", "avx512", "amx"]
 
 
 default_lookup = native.cpu_lut_lookup()
@@ -67,13 +66,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    best = torch_lowbit.build_info()["cpu_isa_best"]
+    runnable = native.runnable_cpu_isas()
     qw = torch_lowbit.quantize_weight(torch.randn(args.n, args.k), bits=args.bits, group_size=args.group)
     x = torch.randn(args.m, args.k)
     print(f"{cpu_name()}, {args.threads} threads: {args.n}x{args.k} m={args.m} {args.bits}-bit g{args.group} ({qw.nbytes / 1e6:.1f} MB)")
     for v in args.versions:
         isa, tables, *lookup = VERSIONS[v]
-        if ORDER.index(isa) > ORDER.index(best) or (lookup == ["vpermb"] and default_lookup != "vpermb"):
+        if isa not in runnable or (lookup == ["vpermb"] and default_lookup != "vpermb"):
             print(f"  {v}  {isa:8s} {tables:5s}  skipped: this CPU lacks {isa}{' VBMI/VNNI' if lookup else ''}")
             continue
         ms, err = run(v, x, qw)

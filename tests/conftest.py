@@ -54,8 +54,7 @@ class CpuBackend(str):
         return obj
 
 
-ISA_ORDER = ["portable", "avx2", "avx512", "amx"]  # "amx": AVX-512 plus the AMX tiled GEMM for bf16
-CPU_ISAS = [isa for isa in reversed(ISA_ORDER) if ISA_ORDER.index(isa) <= ISA_ORDER.index(torch_lowbit.build_info()["cpu_isa_best"])]
+CPU_ISAS = list(reversed(native.runnable_cpu_isas()))  # best path first
 
 
 def kernel_backends():

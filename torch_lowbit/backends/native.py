@@ -57,6 +57,17 @@ def has_cuda_kernels() -> bool:
     return bool(build_info()["cuda"])  # fixed at build time: asked once per process
 
 
+# The CPU SIMD paths in order: a CPU that runs one runs every path before it ("amx" is AVX-512
+# plus the AMX tiled GEMM for bf16).
+CPU_ISA_ORDER = ("portable", "avx2", "avx512", "amx")
+
+
+def runnable_cpu_isas() -> list[str]:
+    """The SIMD paths set_cpu_isa() accepts on this CPU, from "portable" up to the best."""
+    best = build_info()["cpu_isa_best"]
+    return list(CPU_ISA_ORDER[: CPU_ISA_ORDER.index(best) + 1])
+
+
 def cpu_isa() -> str:
     """The SIMD path the CPU kernels take now ("portable", "avx2", "avx512" or "amx")."""
     return load().cpu_isa()
