@@ -10,8 +10,8 @@ steps stall at random; the median step is what a typical token costs, on both si
 tokens/s, the weight bytes a decode step reads (every
 linear layer, the lm_head, one embedding row) and the bandwidth that implies, against the
 machine's measured stream rate (a large fp32 GEMV). Ours: fp32, bf16 (no quantization), and
-`patch(model, bits=b)` at 2/3/4 bits (the lm_head stays fp32 by default: its own row), plus
-the same with the lm_head at 6 bits (llama.cpp keeps its output layer at Q6_K). llama.cpp
+`patch(model, bits=b)` at 2/3/4 bits (its default lm_head is 6-bit, as llama.cpp keeps its
+output layer at Q6_K), plus the same with the lm_head left fp32 (`head_bits=None`). llama.cpp
 (`pip install llama-cpp-python gguf`): Q4_0, Q3_K, Q2_K. `--compile` adds torch.compile of the
 patched model. `--profile` prints the torch profiler's split of one decode step.
 Writes benchmarks/results/cpu_decode_<cpu>.{json,md}.
@@ -203,9 +203,8 @@ def main() -> None:
     for bits in args.bits:
         for head in ("fp32", "6-bit"):
             model = copy.deepcopy(base)
-            kwargs = {"skip": (), "overrides": {"lm_head": 6}} if head == "6-bit" else {}
-            torch_lowbit.patch(model, bits=bits, **kwargs)
-            name = f"torch_lowbit {bits}-bit g128 (lm_head {head})"
+            torch_lowbit.patch(model, bits=bits, head_bits=6 if head == "6-bit" else None)
+            name = f"torch_lowbit {bits}-bit g128 (lm_head {head}{', the default patch' if head == '6-bit' else ''})"
             record_hf(name, model)
             if bits == 3 and head == "6-bit":
                 if args.profile:

@@ -36,15 +36,44 @@ def test_skip_overrides_filter_and_report():
     assert "replaced 2 modules" in str(report)
 
 
-def test_lm_head_is_skipped_by_default():
-    class LM(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.body = nn.Linear(32, 32)
-            self.lm_head = nn.Linear(32, 50)
+class _LM(nn.Module):
+    def __init__(self, tied: bool = False):
+        super().__init__()
+        self.embed = nn.Embedding(50, 32)
+        self.body = nn.Linear(32, 32)
+        self.lm_head = nn.Linear(32, 50, bias=False)
+        if tied:
+            self.lm_head.weight = self.embed.weight
 
-    m = torch_lowbit.patch(LM(), group_size=32)
-    assert isinstance(m.body, LowBitLinear) and type(m.lm_head) is nn.Linear
+    def forward(self, ids):
+        return self.lm_head(self.body(self.embed(ids)))
+
+
+def test_output_head_is_6_bit_by_default():
+    m = torch_lowbit.patch(_LM(), group_size=32)
+    assert m.body.bits == 3 and isinstance(m.lm_head, LowBitLinear) and m.lm_head.bits == 6
+    assert type(torch_lowbit.patch(_LM(), group_size=32, head_bits=None).lm_head) is nn.Linear
+    assert torch_lowbit.patch(_LM(), bits=8, group_size=32).lm_head.bits == 8  # never below bits
+    assert torch_lowbit.patch(_LM(), group_size=32, head_bits=4).lm_head.bits == 4
+    assert torch_lowbit.patch(_LM(), group_size=32, overrides={"lm_head": 2}).lm_head.bits == 2  # overrides win
+    assert type(torch_lowbit.patch(_LM(), group_size=32, skip=["lm_head"]).lm_head) is nn.Linear
+    for bad in (0, 9, 2.5, True, "6"):
+        with pytest.raises(ValueError, match="head_bits"):
+            torch_lowbit.patch(_LM(), head_bits=bad)
+
+
+def test_tied_head_becomes_its_own_copy_and_the_embedding_stays():
+    m = _LM(tied=True)
+    embedding = m.embed.weight.detach().clone()
+    ids = torch.randint(0, 50, (2, 5))
+    torch_lowbit.patch(m, group_size=32)
+    assert isinstance(m.lm_head, LowBitLinear) and torch.equal(m.embed.weight, embedding)
+    assert any(name == "lm_head" and "was tied to embed.weight" in what for name, what in m.torch_lowbit_report.notes)
+    # The head multiplies by a 6-bit copy of the embedding (int8 activation tables: ~1e-3 off).
+    copy = m.lm_head.quantized_weight.dequantize()
+    assert (copy - embedding).norm() / embedding.norm() < 0.02
+    expected = m.body(m.embed(ids)) @ copy.t()
+    assert ((m(ids) - expected).norm() / expected.norm()).item() < 1e-2
 
 
 def test_patching_twice_changes_nothing_more():

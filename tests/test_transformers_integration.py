@@ -59,7 +59,8 @@ def test_quantize_while_loading_equals_patch(tmp_path, name):
     loaded = _auto_class(model).from_pretrained(tmp_path / "float", quantization_config=cfg)
     torch_lowbit.patch(model, bits=3, group_size=32)
     assert torch.equal(output_of(loaded, batch), output_of(model, batch))
-    assert not isinstance(getattr(loaded, "lm_head", None), torch_lowbit.LowBitLinear)  # skipped by default
+    assert loaded.lm_head.bits == 6  # the output head's default (GPT-2's is tied to the embedding)
+    assert not loaded.config.tie_word_embeddings
     loaded.save_pretrained(tmp_path / "q")
     assert torch.equal(output_of(_auto_class(model).from_pretrained(tmp_path / "q"), batch), output_of(model, batch))
 
@@ -85,9 +86,9 @@ def test_config_round_trips_and_rejects_bad_settings():
 
     cfg = TorchLowbitConfig(bits=4, group_size=64, method="rtn", skip=["head"])
     again = TorchLowbitConfig.from_dict(cfg.to_dict())
-    assert again.to_dict() == cfg.to_dict() == {"quant_method": "torch_lowbit", "bits": 4, "group_size": 64, "method": "rtn", "scale_dtype": "float16", "skip": ["head"]}
+    assert again.to_dict() == cfg.to_dict() == {"quant_method": "torch_lowbit", "bits": 4, "group_size": 64, "method": "rtn", "scale_dtype": "float16", "skip": ["head"], "head_bits": 6}
     for kwargs, match in [({"bits": 9}, "bits"), ({"group_size": 48}, "group_size"), ({"method": "gptq"}, "calibration"),
-                          ({"scale_dtype": "bfloat16"}, "scale_dtype"), ({"surprise": 1}, "unknown keys")]:
+                          ({"scale_dtype": "bfloat16"}, "scale_dtype"), ({"surprise": 1}, "unknown keys"), ({"head_bits": 0}, "head_bits")]:
         with pytest.raises(ValueError, match=match):
             TorchLowbitConfig(**kwargs)
 
@@ -158,3 +159,17 @@ def test_device_map_auto_sizes_the_packed_model(tmp_path):
     sizes, _ = compute_module_sizes(skeleton, hf_quantizer=quantizer)
     packed = sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers()))
     assert sizes[""] == packed
+
+
+@pytest.mark.parametrize("head_bits,expected", [([], 6), (["--head-bits", "none"], None)])
+def test_cli_quantize_keeps_a_causal_lms_head(tmp_path, head_bits, expected):
+    from torch_lowbit.__main__ import main
+
+    model, batch = tiny_gpt2()  # its lm_head is tied to the token embedding
+    model.save_pretrained(tmp_path / "float")
+    assert main(["quantize", str(tmp_path / "float"), str(tmp_path / "q"), "--bits", "3", "--group-size", "32", *head_bits]) == 0
+    loaded = torch_lowbit.load(tmp_path / "q")
+    assert type(loaded).__name__ == "GPT2LMHeadModel"  # the checkpoint's class, head included
+    assert getattr(loaded.lm_head, "bits", None) == expected
+    reference = torch_lowbit.patch(model, bits=3, group_size=32, head_bits=None if expected is None else 6)
+    assert torch.equal(output_of(loaded, batch), output_of(reference, batch))

@@ -47,19 +47,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.main(tuple(args.bits), args.method, args.group_size)
 
 
+def _model_class(config, fallback):
+    """The checkpoint's own class (config.architectures, e.g. LlamaForCausalLM, so its head is
+    kept and saved) where transformers has it; else `fallback` (AutoModel: the bare encoder)."""
+    import transformers
+
+    for name in getattr(config, "architectures", None) or ():
+        cls = getattr(transformers, name, None)
+        if cls is not None:
+            return cls
+    return fallback
+
+
+def _head_bits(text: str) -> int | None:
+    return None if text.lower() == "none" else int(text)
+
+
 def cmd_quantize(args: argparse.Namespace) -> int:
     """Quantize a local HuggingFace checkpoint directory and save it with torch_lowbit.save."""
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     import torch_lowbit
     from torch_lowbit.config import QuantConfig
     from torch_lowbit.quantize.calibration import text_batches
 
-    model = AutoModel.from_pretrained(args.model_dir).eval()
+    model = _model_class(AutoConfig.from_pretrained(args.model_dir), AutoModel).from_pretrained(args.model_dir).eval()
     tokenizer = None
     try:
         tokenizer = AutoTokenizer.from_pretrained(args.model_dir)
@@ -76,7 +92,7 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         calibration = text_batches(tokenizer, texts)
     cfg = QuantConfig(args.bits, args.group_size, args.method, getattr(torch, args.scale_dtype))
     torch_lowbit.patch(model, bits=cfg.bits, group_size=cfg.group_size, method=cfg.method, scale_dtype=cfg.scale_dtype,
-                       calibration=calibration, skip=args.skip, progress=True, verbose=True)
+                       calibration=calibration, skip=args.skip, head_bits=args.head_bits, progress=True, verbose=True)
     out = torch_lowbit.save(model, args.out_dir, tokenizer=tokenizer)
     print(f"saved {out}")
     return 0
@@ -107,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     quant.add_argument("--method", default="mse", choices=METHODS)
     quant.add_argument("--scale-dtype", default="float16", choices=["float16", "float32"])
     quant.add_argument("--calibration", help="for --method gptq: a text file (one calibration sample per line), or 'synthetic' (random tokens, no data)")
-    quant.add_argument("--skip", nargs="*", default=["lm_head", "*.lm_head"], help="glob patterns of module names to keep float")
+    quant.add_argument("--skip", nargs="*", default=[], help="glob patterns of module names to keep float")
+    quant.add_argument("--head-bits", type=_head_bits, default=6, help="bits of the output head (lm_head), or 'none' to keep it float")
     quant.set_defaults(fn=cmd_quantize)
     sub.add_parser("gpu-compile-check", help="compile every GPU kernel config for sm_80/89/90 and check the binaries (no GPU needed)",
                    add_help=False)

@@ -16,7 +16,12 @@ from torch_lowbit.quantize.calibration import collect_hessians, plan_stages
 from torch_lowbit.quantize.synthetic import synthetic_batches
 from torch_lowbit.serialization import record_in_hf_config
 
-DEFAULT_SKIP = ("lm_head", "*.lm_head")  # output heads stay float; embeddings are never targets
+DEFAULT_SKIP: tuple[str, ...] = ()  # embeddings are never targets
+# A causal LM's output projection: at decode it is the largest single read (TinyLlama's fp32
+# lm_head is 262 MB of a 3-bit model's 686 MB per token). Quantized at 6 bits by default, as
+# llama.cpp keeps its output tensor at Q6_K: the head's error goes straight into the logits.
+HEAD_PATTERNS = ("lm_head", "*.lm_head")
+DEFAULT_HEAD_BITS = 6
 
 
 @dataclass
@@ -57,11 +62,58 @@ def _is_target(module: nn.Module) -> str | None:
     return None
 
 
-def _settings_for(name: str, defaults: QuantConfig, overrides: Mapping[str, Any] | None) -> QuantConfig:
+def _settings_for(name: str, defaults: QuantConfig, overrides: Mapping[str, Any] | None, head_bits: int | None) -> QuantConfig | None:
+    """The settings of one target (None: it stays float): the first matching override, else the
+    output head's bits for an lm_head, else the defaults."""
     for pattern, value in (overrides or {}).items():
         if fnmatch.fnmatchcase(name, pattern):
             return defaults.with_override(value, pattern)
+    if _is_head(name):
+        return None if head_bits is None else defaults.replace(bits=max(defaults.bits, head_bits))
     return defaults
+
+
+def _is_head(name: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in HEAD_PATTERNS)
+
+
+def check_head_bits(head_bits: int | None) -> None:
+    if head_bits is not None and (isinstance(head_bits, bool) or not isinstance(head_bits, int) or not 1 <= head_bits <= 8):
+        raise ValueError(f"head_bits: expected an int in 1..8 or None (output head stays float), got {head_bits!r}")
+
+
+def _tied_sources(model: nn.Module, names: Iterable[str]) -> dict[str, str]:
+    """{target name: qualified name of another parameter holding the same tensor}: heads tied to
+    the input embedding (GPT-2, Llama-3.2-1B, Qwen2.5-0.5B)."""
+    by_id: dict[int, str] = {}
+    for pname, param in model.named_parameters(remove_duplicate=False):
+        by_id.setdefault(id(param), pname)
+    out = {}
+    for name in names:
+        weight = getattr(model.get_submodule(name), "weight", None) if name else None
+        source = by_id.get(id(weight)) if isinstance(weight, torch.Tensor) else None
+        if source is not None and source != f"{name}.weight":
+            out[name] = source
+    return out
+
+
+def _untie_hf_config(model: nn.Module, heads: Mapping[str, str]) -> None:
+    """A low-bit head is no longer the embedding's tensor: tell transformers so, or
+    from_pretrained and tie_weights() look for a float `lm_head.weight` to tie."""
+    config = getattr(model, "config", None)
+    if config is None or not heads:
+        return
+    configs = [config]
+    get_text = getattr(config, "get_text_config", None)
+    if callable(get_text) and get_text() is not config:
+        configs.append(get_text())
+    for c in configs:
+        if getattr(c, "tie_word_embeddings", False):
+            c.tie_word_embeddings = False
+    tied = getattr(model, "all_tied_weights_keys", None)
+    if isinstance(tied, dict):
+        for name in heads:
+            tied.pop(f"{name}.weight", None)
 
 
 def _weight_of(module: nn.Module) -> torch.Tensor:
@@ -95,6 +147,7 @@ def patch(
     method: str | None = None,
     *,
     skip: Iterable[str] = DEFAULT_SKIP,
+    head_bits: int | None = DEFAULT_HEAD_BITS,
     overrides: Mapping[str, int | Mapping[str, Any]] | None = None,
     filter_fn: Callable[[nn.Module, str], bool] | None = None,
     calibration: Iterable[Any] | str | None = None,
@@ -105,8 +158,13 @@ def patch(
     """Replace the model's nn.Linear, HF Conv1D and nn.Conv2d layers in place; returns the model
     (given a bare layer, e.g. one nn.Linear, its low-bit replacement).
 
-    - skip: glob patterns on qualified module names to leave float (default: the lm_head).
-    - overrides: {pattern: bits} or {pattern: {"bits", "group_size", "method"}}; first match wins.
+    - skip: glob patterns on qualified module names to leave float (default: none).
+    - head_bits: bits of the output head (modules named `lm_head`), at least `bits`; default 6
+      (llama.cpp's Q6_K output tensor); None leaves the head float. A head tied to the input
+      embedding becomes its own low-bit copy (the embedding stays float for the lookup) and
+      the transformers config is marked untied (`tie_word_embeddings=False`).
+    - overrides: {pattern: bits} or {pattern: {"bits", "group_size", "method"}}; first match
+      wins, over head_bits too.
     - filter_fn(module, name) -> bool: only modules it accepts are replaced.
     - method: "mse" by default (data-free), "gptq" when calibration is given; "rtn", "bcq".
     - calibration: batches for method="gptq" (dicts are passed as model(**batch), tuples as
@@ -135,6 +193,7 @@ def patch(
     if method is None:
         method = "gptq" if calibration is not None else DEFAULT_METHOD
     defaults = QuantConfig(bits, group_size, method, scale_dtype)  # validates them
+    check_head_bits(head_bits)
     skip = tuple(skip)
     report = PatchReport()
     targets = []  # (name, kind, module, settings)
@@ -156,7 +215,11 @@ def patch(
             continue
         if getattr(module, "_hf_hook", None) is not None and getattr(module._hf_hook, "offload", False):
             raise ValueError(f"model: {name} is offloaded by accelerate (weights not in memory); dispatch it to CPU/GPU memory before patch()")
-        targets.append((name, kind, module, _settings_for(name, defaults, overrides)))
+        settings = _settings_for(name, defaults, overrides, head_bits)
+        if settings is None:
+            report.skipped.append((name, "output head (head_bits=None)"))
+            continue
+        targets.append((name, kind, module, settings))
 
     gptq_names = {name for name, _, _, cfg in targets if cfg.method == "gptq"}
     if gptq_names and calibration is None:
@@ -166,6 +229,7 @@ def patch(
     if gptq_names and any(_weight_of(m).is_meta for n, _, m, _ in targets if n in gptq_names):
         raise ValueError("model: method='gptq' needs real weights, the model is on the meta device")
 
+    tied_heads = _tied_sources(model, [t[0] for t in targets])
     show = progress if progress is not None else len(targets) > 50
     bar = _progress(len(targets), show)
     calibration = list(calibration) if calibration is not None else None
@@ -184,6 +248,11 @@ def patch(
             bar.update(1)
         del hessians
     bar.close()
+    for name, source in tied_heads.items():
+        report.notes.append((name, f"was tied to {source}; now its own low-bit copy ({source} stays float)"))
+    if tied_heads:
+        _untie_hf_config(model, tied_heads)
+        model._torch_lowbit_tied_heads = {**getattr(model, "_torch_lowbit_tied_heads", {}), **tied_heads}
     record_in_hf_config(model)
     model.torch_lowbit_report = report
     if verbose:

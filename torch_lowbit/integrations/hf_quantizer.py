@@ -35,11 +35,11 @@ from torch_lowbit.checkpoint_checks import HASH_FIELDS, QUANT_METHOD, check_quan
 from torch_lowbit.config import DEFAULT_METHOD, SCALE_DTYPE_BY_NAME, QuantConfig
 from torch_lowbit.format import FORMAT_VERSION
 from torch_lowbit.modules import float_module, is_hf_conv1d, is_low_bit
-from torch_lowbit.patch import DEFAULT_SKIP
+from torch_lowbit.patch import DEFAULT_HEAD_BITS, DEFAULT_SKIP, check_head_bits
 
 class TorchLowbitConfig(QuantizationConfigMixin):
-    """Settings for quantizing while loading (`bits`, `group_size`, `method`, `scale_dtype`, `skip`
-    as in torch_lowbit.patch), or, read from a checkpoint's config.json, the saved
+    """Settings for quantizing while loading (`bits`, `group_size`, `method`, `scale_dtype`, `skip`,
+    `head_bits` as in torch_lowbit.patch), or, read from a checkpoint's config.json, the saved
     quantization_config (`modules` and the rest; docs/FORMAT.md) that says which layers are
     low-bit. Every key torch_lowbit.save writes is accepted.
 
@@ -50,7 +50,7 @@ class TorchLowbitConfig(QuantizationConfigMixin):
     """
 
     def __init__(self, bits: int = 3, group_size: int = 128, method: str | None = None, scale_dtype: str = "float16",
-                 skip: list[str] | None = None, format_version: int | None = None, modules: dict | None = None,
+                 skip: list[str] | None = None, head_bits: int | None = DEFAULT_HEAD_BITS, format_version: int | None = None, modules: dict | None = None,
                  tied: dict | None = None, non_persistent_buffers: list | None = None, **kwargs: Any) -> None:
         self.quant_method = QUANT_METHOD
         if scale_dtype not in SCALE_DTYPE_BY_NAME:
@@ -60,6 +60,8 @@ class TorchLowbitConfig(QuantizationConfigMixin):
         QuantConfig(bits, group_size, method or DEFAULT_METHOD, SCALE_DTYPE_BY_NAME[scale_dtype])  # validates them
         self.bits, self.group_size, self.method, self.scale_dtype = bits, group_size, method or DEFAULT_METHOD, scale_dtype
         self.skip = list(DEFAULT_SKIP if skip is None else skip)
+        check_head_bits(head_bits)
+        self.head_bits = head_bits
         self.format_version, self.modules = format_version, modules
         self.tied, self.non_persistent_buffers = tied or {}, non_persistent_buffers or []
         if kwargs.pop("quant_method", QUANT_METHOD) != QUANT_METHOD:
@@ -85,7 +87,7 @@ class TorchLowbitConfig(QuantizationConfigMixin):
         if self.is_saved_form:
             return copy.deepcopy(self.saved_dict(with_hashes=False))
         return {"quant_method": QUANT_METHOD, "bits": self.bits, "group_size": self.group_size, "method": self.method,
-                "scale_dtype": self.scale_dtype, "skip": list(self.skip)}
+                "scale_dtype": self.scale_dtype, "skip": list(self.skip), "head_bits": self.head_bits}
 
 
 class TorchLowbitHfQuantizer(HfQuantizer):
@@ -104,6 +106,10 @@ class TorchLowbitHfQuantizer(HfQuantizer):
             raise ValueError("quantization_config: a torch_lowbit checkpoint's config.json must list its low-bit 'modules'")
         check_quantization_config(qc.saved_dict())  # CheckpointError names the field
         install_skeletons(model, qc.modules)
+        # A low-bit head has no float `weight` for transformers to tie to the embedding.
+        tied = getattr(model, "all_tied_weights_keys", None)
+        for name in qc.modules if isinstance(tied, dict) else ():
+            tied.pop(f"{name}.weight", None)
         # Every tensor of these layers comes from the checkpoint. Their parents must not be
         # re-initialized either: GPT-2's _init_weights writes into `attn.c_proj.weight`, which a
         # low-bit layer does not have.
@@ -135,6 +141,15 @@ class TorchLowbitHfQuantizer(HfQuantizer):
         from torch_lowbit.serialization import record_in_hf_config
 
         if not self.pre_quantized:
+            deferred = getattr(model, "_torch_lowbit_deferred", ())
+            if deferred:  # heads tied to the embedding, loaded float: quantized now, as patch() would
+                report = model.torch_lowbit_report
+                _patch(model, self.quantization_config, filter_fn=lambda module, name: name in deferred)
+                late = model.torch_lowbit_report
+                report.replaced += late.replaced
+                report.notes += late.notes
+                report.skipped = [s for s in report.skipped if s[0] not in deferred] + [s for s in late.skipped if s[0] in deferred]
+                model.torch_lowbit_report = report
             pending = sorted(self._quantize_on_load(model))
             if pending:
                 raise ValueError(f"from_pretrained: the checkpoint has no float weight for {pending[:5]}; nothing to quantize them from")
@@ -157,15 +172,24 @@ class TorchLowbitHfQuantizer(HfQuantizer):
         return True
 
 
+def _patch(model: nn.Module, qc: TorchLowbitConfig, **kwargs: Any) -> nn.Module:
+    import torch_lowbit
+
+    return torch_lowbit.patch(model, bits=qc.bits, group_size=qc.group_size, method=qc.method, skip=qc.skip, head_bits=qc.head_bits,
+                              scale_dtype=SCALE_DTYPE_BY_NAME[qc.scale_dtype], **kwargs)
+
+
 def _install_quantize_on_load_skeletons(model: nn.Module, qc: TorchLowbitConfig) -> None:
     """On the meta skeleton: every layer patch() would quantize becomes an empty low-bit layer
     (patch on a meta model) holding a float-shaped meta `weight` placeholder, so that the
     checkpoint's float weight is routed to QuantizeOnLoad, one layer at a time."""
-    import torch_lowbit
-
     float_shapes = {name: tuple(m.weight.shape) for name, m in model.named_modules() if isinstance(getattr(m, "weight", None), torch.Tensor)}
     conv1d = {name for name, m in model.named_modules() if is_hf_conv1d(m)}
-    torch_lowbit.patch(model, bits=qc.bits, group_size=qc.group_size, method=qc.method, skip=qc.skip, scale_dtype=SCALE_DTYPE_BY_NAME[qc.scale_dtype])
+    # A head tied to the input embedding has no weight of its own in the checkpoint: it loads
+    # float (transformers ties it) and is quantized after loading.
+    tied = {key.rpartition(".")[0] for key in (getattr(model, "all_tied_weights_keys", None) or {}) if key.endswith(".weight")}
+    _patch(model, qc, filter_fn=lambda module, name: name not in tied)
+    model._torch_lowbit_deferred = {name for name, _ in model.torch_lowbit_report.skipped if name in tied}
     pending = set()
     for name, module in model.named_modules():
         if is_low_bit(module):
