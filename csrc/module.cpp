@@ -8,6 +8,7 @@
 
 #include "cpu/isa/cpu_features.h"
 #include "cpu/isa/isa.h"
+#include "cpu/kernel_selector.h"
 #include "cpu/lut_gemm/lut_gemm.h"
 
 #ifndef TORCH_LOWBIT_CUDA_ARCHS
@@ -30,6 +31,17 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
     info["cpu_lut_lookup"] = torch_lowbit::cpu::lut_lookup_name(torch_lowbit::cpu::lut_lookup());
     return info;
   });
+  // Which CPU kernel bcq_linear runs for this call shape now (tests and benchmarks): "lut",
+  // "dense", "tiled_amx" or "int8_gemm" (`uniform`: the weight's grids are uniform).
+  m.def("cpu_linear_kernel", [](int64_t rows, int64_t bits, int64_t N, int64_t K, bool bf16, bool uniform) {
+    using namespace torch_lowbit::cpu;
+    return std::string(bcq_linear_kernel_name(
+        select_bcq_linear(rows, bits, N * K, active_isa(), bf16, lut_tables(), lut_lookup(), [&] { return uniform; })));
+  });
+  // The int8-activation GEMM on or off for the process (on by default; "exact" tables also keep
+  // it off).
+  m.def("cpu_int8_gemm", [] { return torch_lowbit::cpu::int8_gemm_enabled(); });
+  m.def("set_cpu_int8_gemm", [](bool on) { torch_lowbit::cpu::set_int8_gemm_enabled(on); });
   // The active CPU path alone (cheap: the ops' dispatch policy asks per call).
   m.def("cpu_isa", [] { return std::string(torch_lowbit::cpu::isa_name(torch_lowbit::cpu::active_isa())); });
   // LUT-GEMM tables of the SIMD paths: "int8" (default) or "exact" (fp32).

@@ -14,15 +14,18 @@ CPU_BACKENDS = [p for p in kernel_backends() if isinstance(p.values[0], CpuBacke
 def _sgemm_route_reachable():
     # On AVX-512 CPUs with VBMI/VNNI the vpermb int8 kernel takes 2-4 bit layers at any row count
     # (kernel_selector.h), so these tests of the many-row route run with the vpshufb kernel's
-    # rules; test_vpermb_route_keeps_lut_at_any_row_count covers the vpermb rule.
+    # rules; test_vpermb_route_keeps_lut_at_any_row_count covers the vpermb rule. The int8 GEMM,
+    # which would take the uniform-grid weights here, is off (tests/test_int8_gemm.py is its own).
     from torch_lowbit.backends import native
 
     before = native.cpu_lut_lookup()
     native.set_cpu_lut_lookup("vpshufb")
+    native.set_cpu_int8_gemm(False)
     try:
         yield
     finally:
         native.set_cpu_lut_lookup(before)
+        native.set_cpu_int8_gemm(True)
 
 
 @pytest.mark.parametrize("backend,device", CPU_BACKENDS)

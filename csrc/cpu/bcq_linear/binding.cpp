@@ -28,10 +28,12 @@ at::Tensor bcq_linear_cpu(const at::Tensor& x, const at::Tensor& planes, const a
   check_activation(x, K, planes);
   check_linear_bias(bias, alpha.size(2), x);
   const auto kernel = select_bcq_linear(x.size(0), planes.size(0), alpha.size(2) * K, active_isa(),
-                                        x.scalar_type() == at::kBFloat16, lut_tables(), lut_lookup());
-  auto y = kernel == BcqLinearKernel::kLut     ? lut_gemm_f32(x, planes, alpha, offset, K, G)
-           : kernel == BcqLinearKernel::kDense ? dense_gemm_bcq_f32(x, planes, alpha, offset, K, G)
-                                               : tiled_gemm_bcq_f32(x, planes, alpha, offset, K, G);
+                                        x.scalar_type() == at::kBFloat16, lut_tables(), lut_lookup(),
+                                        [&] { return bcq_weight_uniform(planes, alpha, offset, K, G); });
+  auto y = kernel == BcqLinearKernel::kLut        ? lut_gemm_f32(x, planes, alpha, offset, K, G)
+           : kernel == BcqLinearKernel::kDense    ? dense_gemm_bcq_f32(x, planes, alpha, offset, K, G)
+           : kernel == BcqLinearKernel::kInt8Gemm ? int8_gemm_bcq_f32(x, planes, alpha, offset, K, G)
+                                                  : tiled_gemm_bcq_f32(x, planes, alpha, offset, K, G);
   if (bias) add_bias(y, *bias);
   return y.to(x.scalar_type());
 }

@@ -41,5 +41,14 @@ bool cpu_has_avx512_vbmi_vnni() {
 #endif
 }
 
+bool cpu_has_avx512_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 }  // namespace cpu
 }  // namespace torch_lowbit
