@@ -85,13 +85,22 @@ inline BcqLinearKernel select_bcq_linear(int64_t rows, int64_t bits, int64_t wei
   return amx ? BcqLinearKernel::kTiledAmx : BcqLinearKernel::kDense;
 }
 
-// The int8-activation GEMM (cpu/int8_gemm/) for uniform-grid weights from kInt8GemmMinRows
-// rows, wherever activations may be int8 (the int8 tables setting; "exact" keeps fp32).
+// The int8-activation GEMM (cpu/int8_gemm/) for uniform-grid weights (rtn / mse) from
+// kInt8GemmMinRows rows, wherever activations may be int8 (the int8 tables setting; "exact"
+// keeps fp32). AMD EPYC Zen 5, 2 threads, `python benchmarks/lut_crossover.py --threads 2` and
+// `--isa avx2 --tag forced-avx2` (benchmarks/results/lut_crossover_amd-epyc-zen-5*.md), on
+// 11008x4096, 4096x4096, 1536x384 and 384x1536 at m = 16-1536, 2-4 bits:
+// - vpdpbusd (AVX-512 VNNI): 0.5-0.9x the time of the best other kernel from m = 32 at every bit
+//   width and shape (11008x4096 3-bit m = 256: 19.7 ms, the vpermb LUT 34.6); a tie at m = 16.
+// - AVX2 (vpmaddubsw): 3-4 bits 0.55-0.95x from m = 32 (ties on 384x1536 3-bit at m = 32-64);
+//   2-bit loses or ties against the LUT, whose cost falls with the bits (4096x4096 m = 256:
+//   29.2 vs 23.4 ms), so 2-bit weights keep the LUT there. Not yet measured on Zen 3 or Intel.
 constexpr int64_t kInt8GemmMinRows = 32;
+constexpr int64_t kInt8GemmMinBitsAvx2 = 3;
 
 inline bool int8_gemm_candidate(int64_t rows, int64_t bits, Isa isa, bool bf16, LutTables tables) {
   return tables == LutTables::kInt8 && int8_gemm_enabled() && !tiled_on_amx(isa, bf16) && rows >= kInt8GemmMinRows &&
-         int8_gemm_runs(bits, isa);
+         int8_gemm_runs(bits, isa) && (int8_gemm_on_vnni(isa) || bits >= kInt8GemmMinBitsAvx2);
 }
 
 // The same choice, with the int8 GEMM where `uniform()` (asked only when it could run) says

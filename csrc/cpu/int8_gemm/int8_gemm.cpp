@@ -25,6 +25,8 @@ std::atomic<bool>& enabled() {
 bool int8_gemm_enabled() { return enabled().load(std::memory_order_relaxed); }
 void set_int8_gemm_enabled(bool on) { enabled().store(on, std::memory_order_relaxed); }
 
+bool int8_gemm_on_vnni(Isa isa) { return vnni_path(isa); }
+
 bool int8_gemm_runs(int64_t bits, Isa isa) {
   if (isa < Isa::kAvx2) return false;
   return vnni_path(isa) || bits <= 7;

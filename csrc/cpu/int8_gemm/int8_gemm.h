@@ -43,6 +43,8 @@ bool bcq_weight_uniform(const BcqWeight& w, Isa isa);
 // The int8 GEMM runs on AVX2 and AVX-512 (VNNI where the CPU has it); on AVX2 up to 7 bits
 // (vpmaddubsw's int16 pair sums: 2 x 127 x (2^bits - 1) must fit).
 bool int8_gemm_runs(int64_t bits, Isa isa);
+// Whether `isa` runs the vpdpbusd kernel (AVX-512 with VNNI) rather than the AVX2 one.
+bool int8_gemm_on_vnni(Isa isa);
 
 // A process switch (tests and benchmarks compare the routes it chooses between); on by default.
 bool int8_gemm_enabled();
