@@ -114,7 +114,8 @@ def time_forward_loop(model, prompt: torch.Tensor, new_tokens: int, repeats: int
 def time_llama_cpp(path: Path, prompt: list[int], new_tokens: int, threads: int, repeats: int) -> tuple[float, float, float]:
     import llama_cpp
 
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=512, n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False)
+    n_ctx = max(512, len(prompt) + new_tokens + 8)
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False)
 
     steps = []
 
