@@ -115,7 +115,7 @@ def time_llama_cpp(path: Path, prompt: list[int], new_tokens: int, threads: int,
     import llama_cpp
 
     n_ctx = max(512, len(prompt) + new_tokens + 8)
-    llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=512, n_threads=threads, n_threads_batch=threads, verbose=False)
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, n_batch=n_ctx, n_threads=threads, n_threads_batch=threads, verbose=False)
 
     steps = []
 
