@@ -110,9 +110,15 @@ def _untie_hf_config(model: nn.Module, heads: Mapping[str, str]) -> None:
     for c in configs:
         if getattr(c, "tie_word_embeddings", False):
             c.tie_word_embeddings = False
+    drop_tied_keys(model, heads)
+
+
+def drop_tied_keys(model: nn.Module, names: Iterable[str]) -> None:
+    """Take the low-bit layers `names` out of transformers' tied-weight map: they have no float
+    `weight` to tie (from_pretrained would look one up)."""
     tied = getattr(model, "all_tied_weights_keys", None)
     if isinstance(tied, dict):
-        for name in heads:
+        for name in names:
             tied.pop(f"{name}.weight", None)
 
 
@@ -250,9 +256,7 @@ def patch(
     bar.close()
     for name, source in tied_heads.items():
         report.notes.append((name, f"was tied to {source}; now its own low-bit copy ({source} stays float)"))
-    if tied_heads:
-        _untie_hf_config(model, tied_heads)
-        model._torch_lowbit_tied_heads = {**getattr(model, "_torch_lowbit_tied_heads", {}), **tied_heads}
+    _untie_hf_config(model, tied_heads)
     record_in_hf_config(model)
     model.torch_lowbit_report = report
     if verbose:

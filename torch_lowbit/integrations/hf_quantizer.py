@@ -35,7 +35,7 @@ from torch_lowbit.checkpoint_checks import HASH_FIELDS, QUANT_METHOD, check_quan
 from torch_lowbit.config import DEFAULT_METHOD, SCALE_DTYPE_BY_NAME, QuantConfig
 from torch_lowbit.format import FORMAT_VERSION
 from torch_lowbit.modules import float_module, is_hf_conv1d, is_low_bit
-from torch_lowbit.patch import DEFAULT_HEAD_BITS, DEFAULT_SKIP, check_head_bits
+from torch_lowbit.patch import DEFAULT_HEAD_BITS, DEFAULT_SKIP, check_head_bits, drop_tied_keys
 
 class TorchLowbitConfig(QuantizationConfigMixin):
     """Settings for quantizing while loading (`bits`, `group_size`, `method`, `scale_dtype`, `skip`,
@@ -106,10 +106,7 @@ class TorchLowbitHfQuantizer(HfQuantizer):
             raise ValueError("quantization_config: a torch_lowbit checkpoint's config.json must list its low-bit 'modules'")
         check_quantization_config(qc.saved_dict())  # CheckpointError names the field
         install_skeletons(model, qc.modules)
-        # A low-bit head has no float `weight` for transformers to tie to the embedding.
-        tied = getattr(model, "all_tied_weights_keys", None)
-        for name in qc.modules if isinstance(tied, dict) else ():
-            tied.pop(f"{name}.weight", None)
+        drop_tied_keys(model, qc.modules)  # a low-bit head has no float weight to tie to the embedding
         # Every tensor of these layers comes from the checkpoint. Their parents must not be
         # re-initialized either: GPT-2's _init_weights writes into `attn.c_proj.weight`, which a
         # low-bit layer does not have.

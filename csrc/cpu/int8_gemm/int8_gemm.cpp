@@ -13,8 +13,6 @@ namespace torch_lowbit {
 namespace cpu {
 namespace {
 
-bool vnni_path(Isa isa) { return isa >= Isa::kAvx512 && cpu_has_avx512_vnni(); }
-
 std::atomic<bool>& enabled() {
   static std::atomic<bool> on{true};
   return on;
@@ -25,16 +23,11 @@ std::atomic<bool>& enabled() {
 bool int8_gemm_enabled() { return enabled().load(std::memory_order_relaxed); }
 void set_int8_gemm_enabled(bool on) { enabled().store(on, std::memory_order_relaxed); }
 
-bool int8_gemm_on_vnni(Isa isa) { return vnni_path(isa); }
+bool int8_gemm_on_vnni(Isa isa) { return isa >= Isa::kAvx512 && cpu_has_avx512_vnni(); }
 
 bool int8_gemm_runs(int64_t bits, Isa isa) {
   if (isa < Isa::kAvx2) return false;
-  return vnni_path(isa) || bits <= 7;
-}
-
-int64_t int8_strip_scratch_bytes(const BcqWeight& w, int64_t cols) {
-  // codes, step and low per group, and (AVX2) the fp32 accumulators of 4 rows
-  return w.Kp * cols + 2 * w.ngroups() * cols * 4 + 4 * cols * 4 + 64;
+  return int8_gemm_on_vnni(isa) || bits <= 7;
 }
 
 void quantize_activations_int8(const float* x, int64_t M, int64_t K, int64_t Kp, int64_t G,
@@ -48,7 +41,7 @@ void quantize_activations_int8(const float* x, int64_t M, int64_t K, int64_t Kp,
 bool bcq_weight_uniform(const BcqWeight& w, Isa isa) { return isa >= Isa::kAvx2 && bcq_weight_uniform_avx2(w); }
 
 void int8_gemm_bcq(const Int8Activations& a, const BcqWeight& w, Isa isa, float* y) {
-  const bool vnni = vnni_path(isa);
+  const bool vnni = int8_gemm_on_vnni(isa);
   const int64_t cols = vnni ? kInt8StripColsAvx512 : kInt8StripColsAvx2;
   const int64_t strips = (w.N + cols - 1) / cols;
   const int64_t bytes = int8_strip_scratch_bytes(w, cols);

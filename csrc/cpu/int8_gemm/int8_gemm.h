@@ -54,10 +54,31 @@ void set_int8_gemm_enabled(bool on);
 void int8_gemm_bcq(const Int8Activations& a, const BcqWeight& w, Isa isa, float* y);
 
 // ---- per-ISA strips (int8_gemm_avx2.cpp, int8_gemm_avx512vnni.cpp) ----
-// y[:, n0 : n0 + cols) for every row of a; `scratch` holds int8_strip_scratch_bytes(w).
+// y[:, n0 : n0 + cols) for every row of a; `scratch` holds int8_strip_scratch_bytes(w, cols).
 constexpr int64_t kInt8StripColsAvx2 = 16;
 constexpr int64_t kInt8StripColsAvx512 = 32;
-int64_t int8_strip_scratch_bytes(const BcqWeight& w, int64_t cols);
+constexpr int64_t kInt8StripAccRows = 4;  // the AVX2 kernel's rows of fp32 accumulators in memory
+
+// One strip's scratch, laid out for `cols` weight rows.
+struct Int8Strip {
+  uint8_t* codes;  // [Kp / 4][cols][4]: one vector of cols/16 (AVX-512) or cols/8 (AVX2) rows x 4 k
+  float* step;     // [ngroups][cols]: 2 alpha_0
+  float* low;      // [ngroups][cols]: offset - alpha_0 (2^bits - 1)
+  float* acc;      // [kInt8StripAccRows][cols] (AVX2 only)
+};
+
+inline int64_t int8_strip_scratch_bytes(const BcqWeight& w, int64_t cols) {
+  return w.Kp * cols + (2 * w.ngroups() + kInt8StripAccRows) * cols * 4;
+}
+
+inline Int8Strip int8_strip(const BcqWeight& w, int64_t cols, uint8_t* scratch) {
+  Int8Strip s;
+  s.codes = scratch;
+  s.step = reinterpret_cast<float*>(scratch + w.Kp * cols);
+  s.low = s.step + w.ngroups() * cols;
+  s.acc = s.low + w.ngroups() * cols;
+  return s;
+}
 void int8_gemm_strip_avx2(const Int8Activations& a, const BcqWeight& w, int64_t n0, float* y,
                           uint8_t* scratch);
 void int8_gemm_strip_avx512vnni(const Int8Activations& a, const BcqWeight& w, int64_t n0, float* y,

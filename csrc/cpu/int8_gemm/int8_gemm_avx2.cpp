@@ -21,23 +21,9 @@ namespace cpu {
 namespace {
 
 constexpr int64_t kCols = kInt8StripColsAvx2;
-constexpr int kRows = 4;
+constexpr int kRows = kInt8StripAccRows;
 
-struct Strip {
-  uint8_t* codes;  // [Kp / 4][kCols][4]
-  float* step;     // [ngroups][kCols]
-  float* low;      // [ngroups][kCols]
-  float* acc;      // [kRows][kCols] fp32 accumulators
-};
-
-Strip strip_of(const BcqWeight& w, uint8_t* scratch) {
-  Strip s;
-  s.codes = scratch;
-  s.step = reinterpret_cast<float*>(scratch + w.Kp * kCols);
-  s.low = s.step + w.ngroups() * kCols;
-  s.acc = s.low + w.ngroups() * kCols;
-  return s;
-}
+using Strip = Int8Strip;
 
 // 8 scales of rows n.. (fp16 or fp32 as stored), zero past N.
 __m256 load8(const BcqWeight& w, const void* src, int64_t live) {
@@ -181,7 +167,7 @@ void all_rows(const Int8Activations& a, const BcqWeight& w, const Strip& s, int6
 
 void int8_gemm_strip_avx2(const Int8Activations& a, const BcqWeight& w, int64_t n0, float* y,
                           uint8_t* scratch) {
-  const Strip s = strip_of(w, scratch);
+  const Strip s = int8_strip(w, kCols, scratch);
   expand_codes(w, n0, s.codes);
   expand_scales(w, n0, s);
   switch (run_for_bits(w.bits)) {

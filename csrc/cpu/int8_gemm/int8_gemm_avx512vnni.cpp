@@ -21,19 +21,7 @@ namespace {
 constexpr int64_t kCols = kInt8StripColsAvx512;
 constexpr int kRows = 6;
 
-struct Strip {
-  uint8_t* codes;  // [Kp / 4][kCols][4]
-  float* step;     // [ngroups][kCols]
-  float* low;      // [ngroups][kCols]
-};
-
-Strip strip_of(const BcqWeight& w, uint8_t* scratch) {
-  Strip s;
-  s.codes = scratch;
-  s.step = reinterpret_cast<float*>(scratch + w.Kp * kCols);
-  s.low = s.step + w.ngroups() * kCols;
-  return s;
-}
+using Strip = Int8Strip;
 
 // The codes of rows n0 .. n0 + 31 (zero past N: those panels' bytes are zero or absent). Per
 // 16-row panel and byte column c (k = 8c .. 8c+7), each plane's 16 bytes are spread so that
@@ -141,7 +129,7 @@ void rows_kernel(const Int8Activations& a, const BcqWeight& w, const Strip& s, i
 
 void int8_gemm_strip_avx512vnni(const Int8Activations& a, const BcqWeight& w, int64_t n0, float* y,
                                 uint8_t* scratch) {
-  const Strip s = strip_of(w, scratch);
+  const Strip s = int8_strip(w, kCols, scratch);
   expand_codes(w, n0, s.codes);
   expand_scales(w, n0, s);
   int64_t m = 0;
